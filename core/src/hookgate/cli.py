@@ -1,0 +1,230 @@
+"""The ``hookgate`` command: inspect, check and try a deployment, and serve it.
+
+Plugins add subcommands through the ``register_commands`` hook (``hookgate logs`` comes from
+the logging plugin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+
+from .errors import GatewayError, HookgateError
+from .log import configure_logging
+from .settings import find_settings_file, load_settings
+
+__all__ = ["cli", "main"]
+
+_CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="plugins.toml to use (default: $HOOKGATE_CONFIG, then ./plugins.toml).",
+)
+
+
+def _gateway(config_path: str | None) -> Any:
+    from .gateway import Gateway
+
+    try:
+        return Gateway.from_toml(config_path)
+    except HookgateError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+class _PluginCommands(click.Group):
+    """Loads plugin subcommands lazily, so a broken plugins.toml never breaks ``check``."""
+
+    _loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        try:
+            from .plugins import Hooks, load_plugins
+
+            pm, _ = load_plugins(load_settings(None))
+        except HookgateError:
+            return  # `hookgate check` explains the problem
+        Hooks(pm).register_commands(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugin_commands()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+
+@click.group(cls=_PluginCommands)
+@click.version_option(package_name="hookgate")
+@click.option(
+    "--log-level", default="warning", show_default=True, help="debug, info, warning, error."
+)
+def cli(log_level: str) -> None:
+    """hookgate: an OpenAI-compatible AI gateway built from plugins."""
+    configure_logging(log_level)
+
+
+@cli.command()
+@_CONFIG
+def plugins(config_path: str | None) -> None:
+    """List installed plugins, which are enabled, and the hooks each implements."""
+    from .plugins import installed_plugins
+
+    installed = installed_plugins()
+    enabled: dict[str, Any] = {}
+    problem = None
+    try:
+        gateway = _gateway(config_path)
+        enabled = {p.name: p for p in gateway.plugins}
+    except click.ClickException as exc:
+        problem = exc.message
+    rows = []
+    for name in sorted(set(installed) | set(enabled)):
+        loaded = enabled.get(name)
+        entry = installed.get(name)
+        source = (
+            loaded.source
+            if loaded
+            else (f"{entry.dist.name} {entry.dist.version}" if entry and entry.dist else "?")
+        )
+        hooks = ", ".join(loaded.hooks) if loaded else "-"
+        rows.append((name, "yes" if loaded else "no", source, hooks))
+    _table(("plugin", "enabled", "from", "hooks"), rows)
+    if problem:
+        click.echo(f"\nplugins.toml problem: {problem}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@_CONFIG
+def check(config_path: str | None) -> None:
+    """Validate plugins.toml and every enabled plugin's settings."""
+    found = find_settings_file(config_path)
+    gateway = _gateway(config_path)
+    where = found if found is not None else "built-in defaults (no plugins.toml found)"
+    click.echo(f"ok: {where}")
+    click.echo(f"  plugins (hook order): {', '.join(p.name for p in gateway.plugins) or 'none'}")
+    click.echo(f"  providers: {', '.join(sorted(gateway.providers)) or 'none'}")
+    click.echo(f"  strategies: single{''.join(', ' + s for s in sorted(gateway.strategies))}")
+    click.echo(f"  named configs: {', '.join(sorted(gateway.settings.configs)) or 'none'}")
+    click.echo(f"  virtual keys: {', '.join(sorted(gateway.settings.virtual_keys)) or 'none'}")
+
+
+@cli.command()
+@_CONFIG
+@click.argument("message")
+@click.option("--model", default="gpt-4o-mini", show_default=True)
+@click.option(
+    "--provider", default=None, help="Provider to call (default: [gateway] default_provider)."
+)
+@click.option(
+    "--gateway-config",
+    "request_config",
+    default=None,
+    help="A config: JSON or an id from plugins.toml.",
+)
+@click.option("--stream/--no-stream", default=False)
+def chat(
+    config_path: str | None,
+    message: str,
+    model: str,
+    provider: str | None,
+    request_config: str | None,
+    stream: bool,
+) -> None:
+    """Send one chat message through the gateway and print the answer."""
+    from .gateway import CallOptions
+
+    gateway = _gateway(config_path)
+
+    async def run() -> None:
+        async with gateway:
+            answer = await gateway.chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": message}],
+                stream=stream,
+                config=request_config,
+                options=CallOptions(provider=provider),
+            )
+            if stream:
+                async for chunk in answer:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        click.echo(chunk.choices[0].delta.content, nl=False)
+                click.echo()
+            else:
+                click.echo(answer.choices[0].message.content)
+            outcome = answer.hookgate
+            click.echo(
+                f"[{outcome.provider} via {outcome.last_used_option}, cache {outcome.cache_status}, "
+                f"retries {outcome.retry_attempt_count}, trace {outcome.trace_id}]",
+                err=True,
+            )
+
+    try:
+        asyncio.run(run())
+    except GatewayError as exc:
+        raise click.ClickException(
+            f"{exc.http_status}: {exc.to_dict()['error']['message']}"
+        ) from exc
+
+
+@cli.command()
+@_CONFIG
+def demo(config_path: str | None) -> None:
+    """Run requests through the enabled plugins with the mock provider, showing every hook."""
+    from .demo import run_demo
+
+    gateway = _gateway(config_path)
+    try:
+        asyncio.run(run_demo(gateway, click.echo))
+    except GatewayError as exc:
+        raise click.ClickException(f"{exc.http_status}: {exc.message}") from exc
+
+
+@cli.command()
+@_CONFIG
+@click.option("--host", default=None, help="Address to bind (default: [server] host, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: [server] port, 8787).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: one per core).")
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    config_path: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+) -> None:
+    """Serve the OpenAI-compatible API (/v1/chat/completions, ...) until SIGTERM."""
+    try:
+        from .server import serve as run_server
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the server needs the 'server' extra: pip install 'hookgate[server]' ({exc})"
+        ) from exc
+    _gateway(config_path)  # fail here, with the reason, not in every worker
+    run_server(config_path, host=host, port=port, workers=workers)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+
+
+def main() -> None:
+    cli()

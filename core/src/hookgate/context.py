@@ -1,0 +1,189 @@
+"""What a request carries through the pipeline, and what plugins write back onto it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .config import Config
+from .errors import GatewayError
+from .responses import Response, SSEEvent, StreamResponse
+from .routing import Plan, Target
+
+__all__ = ["Attempt", "Decision", "Endpoint", "Outcome", "RequestContext", "new_trace_id"]
+
+Endpoint = Literal["chat.completions", "completions", "embeddings", "models", "messages"]
+
+
+def new_trace_id() -> str:
+    return os.urandom(16).hex()
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One call to one target."""
+
+    path: str
+    """Where the target sits in the plan: ``config.targets[1]``."""
+    provider: str
+    retry: int
+    """0 for the first call to this target, 1 for its first retry, ..."""
+    delay: float
+    """Seconds waited before this call."""
+    started: float
+    """``time.perf_counter()`` when the call began."""
+    latency: float | None = None
+    """Seconds until the answer (its first event, for a stream) or the failure."""
+    status: int | None = None
+    """The upstream's status; None when no answer came."""
+    error: str | None = None
+    """The error's code (``upstream_timeout``, ...) when the call failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to a request, as the embedded API reports it (the response headers' twin)."""
+
+    trace_id: str
+    provider: str | None
+    """The provider that answered (or failed last); None for a cache hit."""
+    last_used_option: str
+    """``config`` or ``config.targets[1]``, as in ``x-portkey-last-used-option-index``."""
+    retry_attempt_count: int
+    """Retries on the last target; -1 when the retries were exhausted."""
+    cache_status: str
+    cache_similarity: float | None
+    attempts: tuple[Attempt, ...]
+    timings: dict[str, float]
+    """Seconds per phase: pre_request, cache_lookup, upstream, post_response."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What ``on_error`` wants done after a failed call."""
+
+    action: Literal["retry", "fallback", "stop"]
+    delay: float = 0.0
+    """Seconds to wait before the retry."""
+    reason: str = ""
+
+    @classmethod
+    def retry(cls, delay: float = 0.0, reason: str = "") -> Decision:
+        return cls("retry", max(0.0, delay), reason)
+
+    @classmethod
+    def fallback(cls, reason: str = "") -> Decision:
+        return cls("fallback", 0.0, reason)
+
+    @classmethod
+    def stop(cls, reason: str = "") -> Decision:
+        return cls("stop", 0.0, reason)
+
+
+@dataclass(slots=True, eq=False)
+class RequestContext:
+    """One request, from the moment it arrives until its last observer ran.
+
+    Plugins read the request (``body``, ``plan``, ``metadata``) and record what they did:
+    ``cache_status``, ``route_order``, ``retries_exhausted``, their own ``state``. The core
+    records ``attempts``, ``target``, ``response``/``error`` and ``timings``.
+    """
+
+    endpoint: Endpoint
+    body: dict[str, Any]
+    """The request as the client sent it (OpenAI's JSON, or Anthropic's for ``messages``)."""
+    plan: Plan
+    config: Config | None = None
+    trace_id: str = field(default_factory=new_trace_id)
+    metadata: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Incoming headers a target may forward (``forward_headers``); lower-case names."""
+    cache_force_refresh: bool = False
+    cache_namespace: str | None = None
+    timeout: float = 600.0
+    """Seconds the request may take until its answer starts."""
+
+    route_order: dict[str, list[int]] = field(default_factory=dict)
+    """Group path -> order in which to try its children (set in ``pre_request``)."""
+    cache_status: str = "DISABLED"
+    cache_similarity: float | None = None
+    retries_exhausted: bool = False
+    """Set by the retry plugin when it gave up because the attempts were spent."""
+    attempts: list[Attempt] = field(default_factory=list)
+    target: Target | None = None
+    """The target that answered (or failed last)."""
+    response: Response | StreamResponse | None = None
+    error: GatewayError | None = None
+    completed: bool = False
+    """True once the whole answer went out (for a stream: its last event)."""
+    events: list[SSEEvent] = field(default_factory=list)
+    """A stream's events as they went to the client, for observers."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """Scratch space for plugins, keyed by plugin name."""
+
+    created: float = field(default_factory=time.time)
+    """Wall-clock time the request arrived."""
+    started: float = field(default_factory=time.perf_counter)
+    first_byte: float | None = None
+    """``perf_counter()`` when the answer (or a stream's first event) was ready."""
+    finished: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per phase: pre_request, cache_lookup, upstream, post_response."""
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    @property
+    def model(self) -> str | None:
+        model = self.body.get("model")
+        return model if isinstance(model, str) else None
+
+    def request_for(self, target: Target) -> dict[str, Any]:
+        """The body to send to ``target``: the request with its ``override_params``."""
+        if not target.override_params:
+            return self.body
+        return {**self.body, **target.override_params}
+
+    @property
+    def retry_attempt_count(self) -> int:
+        """Retries on the last target tried; -1 when the retry plugin ran out of attempts."""
+        if self.retries_exhausted:
+            return -1
+        if not self.attempts:
+            return 0
+        return self.attempts[-1].retry
+
+    @property
+    def last_used_option(self) -> str:
+        """Portkey's ``x-portkey-last-used-option-index``: the path of the last target tried."""
+        if self.target is not None:
+            return self.target.path
+        return self.plan.root.path
+
+    @property
+    def status(self) -> int:
+        """The status the client gets (so far)."""
+        if self.error is not None:
+            return self.error.http_status
+        return self.response.status if self.response is not None else 200
+
+    def outcome(self) -> Outcome:
+        return Outcome(
+            trace_id=self.trace_id,
+            provider=self.target.provider if self.target is not None else None,
+            last_used_option=self.last_used_option,
+            retry_attempt_count=self.retry_attempt_count,
+            cache_status=self.cache_status,
+            cache_similarity=self.cache_similarity,
+            attempts=tuple(self.attempts),
+            timings=dict(self.timings),
+        )
+
+    @property
+    def elapsed(self) -> float:
+        end = self.finished if self.finished is not None else time.perf_counter()
+        return end - self.started

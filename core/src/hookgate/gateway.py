@@ -1,0 +1,368 @@
+"""The embedded API: a :class:`Gateway` built from plugins.toml, called like the openai SDK.
+
+::
+
+    async with Gateway.from_toml("plugins.toml") as gw:
+        answer = await gw.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "Hello"}],
+            config={"retry": {"attempts": 3}, "targets": [...]},
+        )
+        print(answer.choices[0].message.content, answer.hookgate.cache_status)
+
+:class:`SyncGateway` is the same for scripts without an event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .config import Config, parse_config
+from .context import Endpoint, Outcome, RequestContext, new_trace_id
+from .errors import UpstreamProtocolError
+from .models import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    Completion,
+    CreateEmbeddingResponse,
+    validate_request,
+)
+from .pipeline import Pipeline
+from .plugins import Hooks, check_sync_hooks, describe_plugin, load_plugins
+from .responses import Response, SSEEvent, StreamResponse
+from .routing import RequestTarget, build_plan
+from .settings import Settings, load_settings
+
+__all__ = ["CallOptions", "ChunkStream", "Gateway", "SyncGateway"]
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(slots=True, kw_only=True)
+class CallOptions:
+    """Per-call gateway options: what a server client sends as ``x-portkey-*`` headers."""
+
+    provider: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    virtual_key: str | None = None
+    custom_host: str | None = None
+    trace_id: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    cache_force_refresh: bool = False
+    cache_namespace: str | None = None
+    timeout: float | None = None
+    """Seconds until the answer must start; overrides the config's ``request_timeout``."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Incoming headers a target may forward (``forward_headers``)."""
+
+
+class Gateway:
+    """A gateway: settings, the enabled plugins and the pipeline, ready to answer requests."""
+
+    def __init__(self, settings: Settings | Mapping[str, Any] | None = None) -> None:
+        if settings is None:
+            settings = Settings()
+        elif not isinstance(settings, Settings):
+            settings = Settings.from_mapping(settings)
+        self.settings = settings
+        self.plugin_manager, self.plugins = load_plugins(settings)
+        self.hooks = Hooks(self.plugin_manager)
+        self._pipeline = Pipeline(self.hooks)
+        self._refresh_capabilities()
+        self._started = False
+        self._start_lock: asyncio.Lock | None = None
+        self.chat = _Chat(self)
+        self.completions = _Resource(self, "completions", Completion)
+        self.embeddings = _Resource(self, "embeddings", CreateEmbeddingResponse)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str] | None = None) -> Gateway:
+        """Build from plugins.toml (``path``, ``$HOOKGATE_CONFIG`` or ``./plugins.toml``)."""
+        return cls(load_settings(path))
+
+    # ---- plugins ----------------------------------------------------------------------
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register one more plugin object (an app's or a test's) after start-up."""
+        loaded = describe_plugin(name or type(plugin).__name__, plugin, source="register()")
+        registered = self.plugin_manager.register(plugin, name=loaded.name)
+        if registered is None:
+            raise ValueError(f"plugin {loaded.name!r} is blocked from registering")
+        loaded.name = registered
+        check_sync_hooks(self.plugin_manager, loaded, "register()")
+        self.plugins.append(loaded)
+        self._refresh_capabilities()
+        return registered
+
+    def unregister(self, name: str) -> None:
+        self.plugin_manager.unregister(name=name)
+        self.plugins = [p for p in self.plugins if p.name != name]
+        self._refresh_capabilities()
+
+    def plugin(self, name: str) -> object:
+        """The enabled plugin object called ``name``."""
+        for loaded in self.plugins:
+            if loaded.name == name:
+                return loaded.plugin
+        raise KeyError(name)
+
+    def _refresh_capabilities(self) -> None:
+        self.providers = frozenset(p for loaded in self.plugins for p in loaded.providers)
+        self.strategies = frozenset(s for loaded in self.plugins for s in loaded.strategies)
+
+    # ---- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open every plugin's pools (``startup`` hook). Called on the first request if needed."""
+        if self._started:
+            return
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if not self._started:
+                await self.hooks.startup(self)
+                self._started = True
+
+    async def aclose(self) -> None:
+        """Close every plugin's pools and flush their buffers (``shutdown`` hook)."""
+        if self._started:
+            self._started = False
+            await self.hooks.shutdown(self)
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # ---- requests ---------------------------------------------------------------------
+
+    def context(
+        self,
+        endpoint: Endpoint,
+        body: Any,
+        *,
+        config: Config | Mapping[str, Any] | str | None = None,
+        options: CallOptions | None = None,
+    ) -> RequestContext:
+        """Validate a request and resolve its routing plan; raise a 4xx :class:`GatewayError`."""
+        validate_request(endpoint, body)
+        options = options or CallOptions()
+        config_id = None
+        if isinstance(config, str) and not config.lstrip().startswith("{"):
+            config_id = config.strip()
+            config = self.settings.named_config(config_id)
+        resolved = None if config is None else parse_config(config)  # type: ignore[arg-type]
+        plan = build_plan(
+            resolved,
+            RequestTarget(
+                provider=options.provider,
+                api_key=options.api_key,
+                custom_host=options.custom_host,
+                virtual_key=options.virtual_key,
+            ),
+            self.settings,
+            providers=self.providers,
+            strategies=self.strategies,
+            config_id=config_id,
+        )
+        timeout = options.timeout or plan.root.request_timeout or self.settings.gateway.timeout
+        return RequestContext(
+            endpoint=endpoint,
+            body=body,
+            plan=plan,
+            config=resolved,
+            trace_id=options.trace_id or new_trace_id(),
+            metadata=options.metadata,
+            headers=options.headers,
+            cache_force_refresh=options.cache_force_refresh,
+            cache_namespace=options.cache_namespace,
+            timeout=timeout,
+        )
+
+    async def handle(self, ctx: RequestContext) -> Response | StreamResponse:
+        """Run ``ctx`` through the pipeline. Raises the error the client should see."""
+        if not self._started:
+            await self.start()
+        return await self._pipeline.run(ctx)
+
+    async def _create(
+        self,
+        endpoint: Endpoint,
+        model: type[T],
+        chunk_model: type[BaseModel] | None,
+        body: dict[str, Any],
+        config: Config | Mapping[str, Any] | str | None,
+        options: CallOptions | Mapping[str, Any] | None,
+    ) -> Any:
+        if isinstance(options, Mapping):
+            options = CallOptions(**options)
+        ctx = self.context(endpoint, body, config=config, options=options)
+        response = await self.handle(ctx)
+        outcome = ctx.outcome()
+        if isinstance(response, StreamResponse):
+            return ChunkStream(response, chunk_model or model, outcome)
+        return _parse(model, response, outcome, ctx)
+
+
+def _parse(model: type[T], response: Response, outcome: Outcome, ctx: RequestContext) -> T:
+    try:
+        result = model.model_validate(response.json())
+    except ValidationError as exc:
+        provider = ctx.target.provider if ctx.target else "cache"
+        raise UpstreamProtocolError(
+            f"the answer is not a valid {model.__name__}: {exc.errors()[0]['msg']}",
+            provider=provider,
+        ) from exc
+    result._outcome = outcome  # type: ignore[attr-defined]
+    return result
+
+
+class ChunkStream(Generic[T]):
+    """A streamed answer: ``async for chunk in stream``; ``stream.hookgate`` says what happened."""
+
+    def __init__(self, response: StreamResponse, model: type[T], outcome: Outcome) -> None:
+        self.response = response
+        self.hookgate = outcome
+        self._model = model
+        self._events: AsyncIterator[SSEEvent] = aiter(response.events)
+
+    def __aiter__(self) -> ChunkStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        event = await anext(self._events)
+        return self._model.model_validate(event.data)
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+    async def __aenter__(self) -> ChunkStream[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class _Resource:
+    """``gw.completions`` and ``gw.embeddings``: ``await ....create(**openai_params)``."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        endpoint: Endpoint,
+        model: type[BaseModel],
+        chunk_model: type[BaseModel] | None = None,
+    ) -> None:
+        self._gateway = gateway
+        self._endpoint = endpoint
+        self._model = model
+        self._chunk_model = chunk_model
+
+    async def create(
+        self,
+        *,
+        config: Config | Mapping[str, Any] | str | None = None,
+        options: CallOptions | Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> Any:
+        """Send OpenAI's parameters as keyword arguments. ``config``: a Portkey config (dict,
+        JSON text or the id of one in plugins.toml); ``options``: :class:`CallOptions`."""
+        return await self._gateway._create(
+            self._endpoint, self._model, self._chunk_model, params, config, options
+        )
+
+
+class _Chat:
+    def __init__(self, gateway: Gateway) -> None:
+        self.completions = _Resource(
+            gateway, "chat.completions", ChatCompletion, ChatCompletionChunk
+        )
+
+
+# ---- the synchronous facade ----------------------------------------------------------
+
+
+class SyncGateway:
+    """:class:`Gateway` for code without an event loop: ``gw.chat.completions.create(...)``.
+
+    It runs its own event loop; calling it from inside a running loop is an error (use
+    :class:`Gateway` there).
+    """
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._runner = asyncio.Runner()
+        self.chat = _SyncChat(self)
+        self.completions = _SyncResource(self, gateway.completions)
+        self.embeddings = _SyncResource(self, gateway.embeddings)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str] | None = None) -> SyncGateway:
+        return cls(Gateway.from_toml(path))
+
+    def run(self, awaitable: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._runner.run(awaitable)
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+        raise RuntimeError(
+            "SyncGateway was called inside a running event loop; use "
+            "`await Gateway.chat.completions.create(...)` there instead"
+        )
+
+    def close(self) -> None:
+        self.run(self.gateway.aclose())
+        self._runner.close()
+
+    def __enter__(self) -> SyncGateway:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _SyncResource:
+    def __init__(self, sync: SyncGateway, resource: _Resource) -> None:
+        self._sync = sync
+        self._resource = resource
+
+    def create(self, **kwargs: Any) -> Any:
+        result = self._sync.run(self._resource.create(**kwargs))
+        if isinstance(result, ChunkStream):
+            return _SyncChunks(self._sync, result)
+        return result
+
+
+class _SyncChat:
+    def __init__(self, sync: SyncGateway) -> None:
+        self.completions = _SyncResource(sync, sync.gateway.chat.completions)
+
+
+class _SyncChunks(Generic[T]):
+    def __init__(self, sync: SyncGateway, stream: ChunkStream[T]) -> None:
+        self._sync = sync
+        self._stream = stream
+        self.hookgate = stream.hookgate
+
+    def __iter__(self) -> Iterator[T]:
+        try:
+            while True:
+                try:
+                    yield self._sync.run(anext(self._stream))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._sync.run(self._stream.aclose())

@@ -1,0 +1,137 @@
+"""The hooks a hookgate plugin can implement.
+
+A request flows through five hooks::
+
+    pre_request ─► cache_lookup ─► call_provider ⇄ on_error ─► post_response
+    (every plugin)  (first hit)     (the target's   (first       (every plugin,
+                                     provider)       decision)    after the answer)
+
+and four more tie plugins to the process: ``startup`` and ``shutdown`` open and close their
+connection pools, ``register_routes`` and ``register_commands`` add HTTP routes and CLI
+subcommands.
+
+pluggy calls implementations synchronously, and a coroutine is never None, so:
+
+- ``call_provider`` and ``on_error`` stop at the first non-None result: implement them with
+  plain ``def``, return None to decline and an awaitable (or, for ``on_error``, a
+  :class:`~hookgate.context.Decision`) to claim. The loader rejects ``async def`` for them.
+- ``pre_request``, ``cache_lookup``, ``post_response``, ``startup`` and ``shutdown`` may be
+  ``async def``; the core awaits every result in hook order.
+
+Hooks run in the order plugins are listed in ``[gateway] plugins``, except where an
+implementation pins itself with ``tryfirst``/``trylast``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pluggy import HookimplMarker, HookspecMarker
+
+if TYPE_CHECKING:
+    import click
+
+    from .context import Decision, RequestContext
+    from .errors import ProviderError
+    from .gateway import Gateway
+    from .responses import Response, StreamResponse
+    from .routing import Target
+
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
+
+PROJECT = "hookgate"
+hookspec = HookspecMarker(PROJECT)
+hookimpl = HookimplMarker(PROJECT)
+
+
+@hookspec
+def pre_request(ctx: RequestContext) -> Awaitable[None] | None:
+    """Inspect or amend a request before anything answers it.
+
+    Every plugin's implementation runs, in order. Amend ``ctx.body``, ``ctx.metadata`` or the
+    routing (``ctx.route_order``: a load-balance pick, a target skipped by a circuit breaker).
+
+    :param ctx: the request, its resolved plan in ``ctx.plan``.
+    :raises GatewayError: to reject the request with that error's status.
+    """
+
+
+@hookspec
+def cache_lookup(ctx: RequestContext) -> Awaitable[Response | StreamResponse | None] | None:
+    """Answer the request from a cache, or return None.
+
+    Runs once, after ``pre_request`` and before any provider is called. Results are awaited
+    in order and the first that is not None answers; later lookups are not run. Derive the
+    key from ``ctx.body`` and ``ctx.plan.describe()``, never from a load-balance pick. Set
+    ``ctx.cache_status`` (``MISS``, ``HIT``, ``SEMANTIC HIT``, ...). A broken backend must count
+    as a miss, never raise. For a streaming request return a :class:`StreamResponse`.
+    """
+
+
+@hookspec(firstresult=True)
+def call_provider(
+    ctx: RequestContext, target: Target
+) -> Awaitable[Response | StreamResponse] | None:
+    """Call the upstream if this plugin serves ``target.provider``.
+
+    Decide synchronously: return None if not yours, else the awaitable that makes the call.
+    Stops at the first non-None result. Send ``ctx.request_for(target)`` (the body with the
+    target's ``override_params``) in the wire format of ``ctx.endpoint``. A streaming call
+    resolves once the upstream has answered with its status and headers.
+
+    :param target: provider, key, custom host, override params and options.
+    :raises ProviderError: carrying the upstream's ``status``, ``body`` and ``retry_after``,
+        or one of its subclasses when no answer came (connection, timeout, garbage).
+    """
+
+
+@hookspec(firstresult=True)
+def on_error(
+    ctx: RequestContext, target: Target, error: ProviderError
+) -> Decision | Awaitable[Decision | None] | None:
+    """Decide what follows a failed call to ``target``.
+
+    Return ``Decision.retry(delay)`` to call the same target again, ``Decision.fallback()``
+    to move to the next target of the plan, ``Decision.stop()`` to give up with ``error``,
+    or None for no opinion. The first decision wins; with none, the core stops. The retry
+    plugin decides first (``tryfirst``), so a target's retries are spent before a fallback.
+    ``ctx.attempts`` holds every attempt so far, the failed one last.
+    """
+
+
+@hookspec
+def post_response(
+    ctx: RequestContext, response: Response | StreamResponse | None
+) -> Awaitable[None] | None:
+    """Observe the outcome: store in caches, log, count, account tokens and cost.
+
+    Every implementation runs, once per request, after the answer is complete (for a
+    stream: after its last event, with the events in ``ctx.events``); ``response`` is None
+    and ``ctx.error`` is set when the request failed. An implementation that raises is
+    logged and skipped; it never changes what the client gets. Keep it quick: hand slow
+    work (disk, network) to a background task.
+    """
+
+
+@hookspec
+def startup(gateway: Gateway) -> Awaitable[None] | None:
+    """Open connection pools and clients, once per process, before the first request."""
+
+
+@hookspec
+def shutdown(gateway: Gateway) -> Awaitable[None] | None:
+    """Close what ``startup`` opened and flush buffers. Errors are logged, not raised."""
+
+
+@hookspec
+def register_routes(gateway: Gateway) -> Sequence[Any] | None:
+    """Return Starlette routes to add to ``hookgate serve`` (``/metrics``, ``/v1/messages``).
+
+    Called once when the server app is built; never in embedded use.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``hookgate`` CLI with ``@cli.command()``."""

@@ -1,0 +1,99 @@
+"""structlog set-up for the CLI and the server, with secrets redacted from every record.
+
+Embedding apps keep their own logging set-up; hookgate never configures logging on import.
+Any app can add :func:`redact_secrets` to its own processor chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["REDACTED", "configure_logging", "redact", "redact_secrets", "register_secret"]
+
+REDACTED = "[redacted]"
+
+# Field names whose values are secrets wherever they appear in a record.
+SECRET_FIELDS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "api-key",
+        "authorization",
+        "x-api-key",
+        "x-portkey-api-key",
+        "x-portkey-virtual-key",
+        "virtual_key",
+        "password",
+        "secret",
+        "token",
+        "access_token",
+    }
+)
+# Bearer tokens and the key shapes providers use, inside free text.
+_SECRET_TEXT = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}|\b(sk-|sk_)[A-Za-z0-9_-]{8,}")
+_known: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Redact this exact value wherever it appears (keys read from plugins.toml)."""
+    if value and len(value) >= 6:
+        _known.add(value)
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with secrets replaced by ``[redacted]``."""
+    if isinstance(value, str):
+        for secret in _known:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return _SECRET_TEXT.sub(lambda m: (m.group(1) or "") + REDACTED, value)
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and k.lower() in SECRET_FIELDS and v else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(redact(v) for v in value)
+    return value
+
+
+def redact_secrets(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: :func:`redact` every field."""
+    for key, value in list(event_dict.items()):
+        if key.lower() in SECRET_FIELDS and value:
+            event_dict[key] = REDACTED
+        elif isinstance(value, str | dict | list | tuple):
+            event_dict[key] = redact(value)
+    return event_dict
+
+
+def configure_logging(level: str = "warning", json: bool | None = None) -> None:
+    """Log to stderr: JSON lines, or a console renderer when stderr is a terminal."""
+    if json is None:
+        json = not sys.stderr.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,200 @@
+"""OpenAI's request and response shapes, as pydantic models that keep unknown fields.
+
+Requests are validated with these models (so a missing ``model`` is a clear 400) but travel
+through the pipeline as the client's own dict, untouched: a parameter OpenAI adds tomorrow
+reaches the upstream today. Responses are parsed into these models only by the embedded API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from .config import format_validation_error
+from .context import Outcome
+from .errors import BadRequestError
+
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionRequest",
+    "ChatMessage",
+    "Completion",
+    "CompletionRequest",
+    "CreateEmbeddingResponse",
+    "EmbeddingRequest",
+    "MessagesRequest",
+    "Usage",
+    "validate_request",
+]
+
+
+class OpenAIModel(BaseModel):
+    model_config = ConfigDict(defer_build=True, extra="allow")
+
+
+# ---- requests -------------------------------------------------------------------------
+
+
+class ChatMessage(OpenAIModel):
+    role: str
+    content: str | list[Any] | None = None
+
+
+class ChatCompletionRequest(OpenAIModel):
+    model: Annotated[str, Field(min_length=1)]
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    stream: bool | None = None
+    n: Annotated[int, Field(ge=1)] | None = None
+
+
+class CompletionRequest(OpenAIModel):
+    model: Annotated[str, Field(min_length=1)]
+    prompt: str | list[Any]
+    stream: bool | None = None
+
+
+class EmbeddingRequest(OpenAIModel):
+    model: Annotated[str, Field(min_length=1)]
+    input: str | list[Any]
+
+
+class MessagesRequest(OpenAIModel):
+    """Anthropic's ``/v1/messages`` request."""
+
+    model: Annotated[str, Field(min_length=1)]
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    max_tokens: Annotated[int, Field(ge=1)]
+    stream: bool | None = None
+
+
+_REQUEST_MODELS: dict[str, type[OpenAIModel]] = {
+    "chat.completions": ChatCompletionRequest,
+    "completions": CompletionRequest,
+    "embeddings": EmbeddingRequest,
+    "messages": MessagesRequest,
+}
+
+
+def validate_request(endpoint: str, body: Any) -> None:
+    """Raise :class:`BadRequestError` naming the first problem of a request body."""
+    if not isinstance(body, dict):
+        raise BadRequestError(
+            f"request body must be a JSON object, not {type(body).__name__}", code="invalid_body"
+        )
+    model = _REQUEST_MODELS.get(endpoint)
+    if model is None:
+        return
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]["loc"]
+        raise BadRequestError(
+            f"invalid request: {format_validation_error(exc, '')}",
+            param=str(first[0]) if first else None,
+            code="invalid_request",
+        ) from exc
+
+
+# ---- responses ------------------------------------------------------------------------
+
+
+class _WithOutcome(OpenAIModel):
+    _outcome: Outcome | None = PrivateAttr(default=None)
+
+    @property
+    def hookgate(self) -> Outcome:
+        """What the gateway did for this answer: trace id, cache status, attempts, target."""
+        if self._outcome is None:
+            raise AttributeError("this object did not come from a hookgate Gateway")
+        return self._outcome
+
+
+class Usage(OpenAIModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class FunctionCall(OpenAIModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCall(OpenAIModel):
+    id: str | None = None
+    type: str = "function"
+    function: FunctionCall
+
+
+class ChatCompletionMessage(OpenAIModel):
+    role: str = "assistant"
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+
+class Choice(OpenAIModel):
+    index: int = 0
+    message: ChatCompletionMessage
+    finish_reason: str | None = None
+
+
+class ChatCompletion(_WithOutcome):
+    id: str
+    created: int = 0
+    model: str
+    choices: list[Choice]
+    usage: Usage | None = None
+
+
+class ToolCallDelta(OpenAIModel):
+    index: int = 0
+    id: str | None = None
+    type: str | None = None
+    function: FunctionCall | None = None
+
+
+class ChoiceDelta(OpenAIModel):
+    role: str | None = None
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+
+
+class ChunkChoice(OpenAIModel):
+    index: int = 0
+    delta: ChoiceDelta = Field(default_factory=ChoiceDelta)
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(OpenAIModel):
+    id: str
+    created: int = 0
+    model: str
+    choices: list[ChunkChoice] = Field(default_factory=list)
+    usage: Usage | None = None
+
+
+class CompletionChoice(OpenAIModel):
+    index: int = 0
+    text: str
+    finish_reason: str | None = None
+
+
+class Completion(_WithOutcome):
+    id: str
+    created: int = 0
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+
+class Embedding(OpenAIModel):
+    index: int = 0
+    embedding: list[float] | str
+
+
+class CreateEmbeddingResponse(_WithOutcome):
+    data: list[Embedding]
+    model: str
+    usage: Usage | None = None

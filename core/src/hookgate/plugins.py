@@ -1,0 +1,307 @@
+"""Loading the plugins a deployment enables, and calling their hooks.
+
+Only plugins named in ``[gateway] plugins`` are registered: an entry point in group
+``hookgate`` (how every plugin in this repository ships), or a ``module:object`` path given as
+``use`` in the plugin's table (an app's local plugin, no packaging needed).
+
+A plugin is a class or a module with ``@hookimpl`` functions. A class may declare a pydantic
+``Settings`` model: the loader validates the plugin's ``[plugins.<name>]`` table with it and
+calls ``Plugin(settings)``. Optional class attributes tell the core what the plugin serves:
+``providers`` (provider names for ``call_provider``) and ``strategies`` (strategy modes).
+
+:class:`Hooks` is the one place ``pm.hook`` is called, behind typed async methods.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from . import hookspecs
+from .config import format_validation_error
+from .context import Decision, RequestContext
+from .errors import GatewayError, ProviderError, SettingsError
+from .responses import Response, StreamResponse
+from .routing import Target
+from .settings import Settings
+
+if TYPE_CHECKING:
+    import click
+
+    from .gateway import Gateway
+
+__all__ = [
+    "Hooks",
+    "LoadedPlugin",
+    "check_sync_hooks",
+    "describe_plugin",
+    "installed_plugins",
+    "load_plugins",
+]
+
+log = structlog.get_logger("hookgate.plugins")
+
+ENTRY_POINT_GROUP = "hookgate"
+# Implementations that claim work must decide synchronously (see hookspecs).
+_SYNC_HOOKS = ("call_provider", "on_error")
+
+
+@dataclass(slots=True)
+class LoadedPlugin:
+    """An enabled plugin, as registered."""
+
+    name: str
+    plugin: object
+    source: str
+    """``hookgate-retry 0.1.0`` for an entry point, the ``module:object`` path otherwise."""
+    settings: BaseModel | None = None
+    providers: tuple[str, ...] = ()
+    strategies: tuple[str, ...] = ()
+    hooks: list[str] = field(default_factory=list)
+
+
+def installed_plugins() -> dict[str, EntryPoint]:
+    """Plugins installed in this environment, by entry-point name."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_plugins(settings: Settings) -> tuple[pluggy.PluginManager, list[LoadedPlugin]]:
+    """Register every plugin ``settings`` enables, in order; raise :class:`SettingsError`."""
+    source = settings.source
+    enabled = settings.gateway.plugins
+    installed = installed_plugins()
+    seen: set[str] = set()
+    for name in enabled:
+        if name in seen:
+            raise SettingsError(f"{source}: [gateway] plugins lists {name!r} twice")
+        seen.add(name)
+    for name in settings.plugins:
+        if name not in seen and name not in installed:
+            raise SettingsError(
+                f"{source}: [plugins.{name}] configures a plugin that is neither enabled "
+                f"nor installed ({_installed_list(installed)})"
+            )
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    loaded = [_load(name, settings, installed) for name in enabled]
+    # pluggy calls the last registered first: register in reverse so hooks run in listed order.
+    for plugin in reversed(loaded):
+        try:
+            pm.register(plugin.plugin, name=plugin.name)
+        except pluggy.PluginValidationError as exc:
+            raise SettingsError(f"{source}: plugin {plugin.name!r}: {exc}") from exc
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise SettingsError(f"{source}: {exc}") from exc
+    for plugin in loaded:
+        plugin.hooks = [caller.name for caller in pm.get_hookcallers(plugin.plugin) or ()]
+        check_sync_hooks(pm, plugin, source)
+    return pm, loaded
+
+
+def _installed_list(installed: dict[str, EntryPoint]) -> str:
+    return "installed plugins: " + (", ".join(sorted(installed)) or "none")
+
+
+def _load(name: str, settings: Settings, installed: dict[str, EntryPoint]) -> LoadedPlugin:
+    source_file = settings.source
+    table = dict(settings.plugins.get(name, {}))
+    use = table.pop("use", None)
+    if use is not None:
+        obj = _import_object(use, name, source_file)
+        source = use
+    elif name in installed:
+        entry = installed[name]
+        try:
+            obj = entry.load()
+        except Exception as exc:
+            raise SettingsError(
+                f"{source_file}: plugin {name!r} ({entry.value}) failed to import: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        dist = entry.dist
+        source = f"{dist.name} {dist.version}" if dist is not None else entry.value
+    else:
+        raise SettingsError(
+            f"{source_file}: plugin {name!r} is enabled in [gateway] plugins but not installed "
+            f"({_installed_list(installed)}); for a local plugin set "
+            f'[plugins.{name}] use = "module:object"'
+        )
+
+    settings_model = getattr(obj, "Settings", None)
+    plugin_settings: BaseModel | None = None
+    if isinstance(settings_model, type) and issubclass(settings_model, BaseModel):
+        try:
+            plugin_settings = settings_model.model_validate(table)
+        except ValidationError as exc:
+            raise SettingsError(
+                f"{source_file}: [plugins.{name}] {format_validation_error(exc, '')}"
+            ) from exc
+    elif table:
+        keys = ", ".join(sorted(table))
+        raise SettingsError(f"{source_file}: [plugins.{name}] plugin takes no settings: {keys}")
+
+    if inspect.isclass(obj):
+        try:
+            plugin = obj(plugin_settings) if plugin_settings is not None else obj()
+        except SettingsError:
+            raise
+        except Exception as exc:
+            raise SettingsError(
+                f"{source_file}: plugin {name!r} failed to start: {type(exc).__name__}: {exc}"
+            ) from exc
+    else:
+        plugin = obj
+    return describe_plugin(name, plugin, source, plugin_settings)
+
+
+def describe_plugin(
+    name: str, plugin: object, source: str, settings: BaseModel | None = None
+) -> LoadedPlugin:
+    """What the core needs to know of a plugin object: its name and what it serves."""
+    return LoadedPlugin(
+        name=name,
+        plugin=plugin,
+        source=source,
+        settings=settings,
+        providers=tuple(p.lower() for p in getattr(plugin, "providers", ())),
+        strategies=tuple(getattr(plugin, "strategies", ())),
+    )
+
+
+def _import_object(path: str, name: str, source_file: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SettingsError(
+            f"{source_file}: [plugins.{name}] use = {path!r}: cannot import {module_name!r}: {exc}"
+        ) from exc
+    if not attr:
+        return module
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise SettingsError(
+                f"{source_file}: [plugins.{name}] use = {path!r}: {module_name} has no {attr!r}"
+            ) from None
+    return obj
+
+
+def check_sync_hooks(pm: pluggy.PluginManager, plugin: LoadedPlugin, source: str) -> None:
+    for hook_name in _SYNC_HOOKS:
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin is plugin.plugin and inspect.iscoroutinefunction(impl.function):
+                raise SettingsError(
+                    f"{source}: plugin {plugin.name!r} implements {hook_name} with 'async def'; "
+                    f"{hook_name} must be a plain 'def' that returns None to decline or an "
+                    "awaitable to claim (a coroutine is never None, so it would always win)"
+                )
+
+
+async def await_me_maybe(value: object) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _close_unawaited(results: Iterable[object]) -> None:
+    for result in results:
+        if inspect.iscoroutine(result):
+            result.close()
+
+
+class Hooks:
+    """Typed async calls of every hook. Nothing else in hookgate touches ``pm.hook``."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self._pm = pm
+        self._hook = pm.hook
+
+    async def pre_request(self, ctx: RequestContext) -> None:
+        pending = iter(self._hook.pre_request(ctx=ctx))
+        try:
+            for result in pending:
+                await await_me_maybe(result)
+        finally:
+            _close_unawaited(pending)
+
+    async def cache_lookup(self, ctx: RequestContext) -> Response | StreamResponse | None:
+        pending = iter(self._hook.cache_lookup(ctx=ctx))
+        try:
+            for result in pending:
+                value = await await_me_maybe(result)
+                if value is not None:
+                    return value
+            return None
+        finally:
+            _close_unawaited(pending)
+
+    def call_provider(
+        self, ctx: RequestContext, target: Target
+    ) -> Awaitable[Response | StreamResponse] | None:
+        return self._hook.call_provider(ctx=ctx, target=target)
+
+    async def on_error(
+        self, ctx: RequestContext, target: Target, error: ProviderError
+    ) -> Decision | None:
+        return await await_me_maybe(self._hook.on_error(ctx=ctx, target=target, error=error))
+
+    async def post_response(
+        self, ctx: RequestContext, response: Response | StreamResponse | None
+    ) -> None:
+        # Called one implementation at a time so that one observer failing, even
+        # synchronously, neither reaches the client nor stops the others.
+        await self._each("post_response", {"ctx": ctx, "response": response})
+
+    async def startup(self, gateway: Gateway) -> None:
+        for result in self._hook.startup(gateway=gateway):
+            await await_me_maybe(result)
+
+    async def shutdown(self, gateway: Gateway) -> None:
+        await self._each("shutdown", {"gateway": gateway})
+
+    def register_routes(self, gateway: Gateway) -> list[Any]:
+        routes: list[Any] = []
+        for result in self._hook.register_routes(gateway=gateway):
+            routes.extend(result)
+        return routes
+
+    def register_commands(self, cli: click.Group) -> None:
+        self._hook.register_commands(cli=cli)
+
+    async def _each(self, hook_name: str, kwargs: dict[str, Any]) -> None:
+        hook = getattr(self._hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                await await_me_maybe(impl.function(*(kwargs[arg] for arg in impl.argnames)))
+            except Exception as exc:
+                log.error(
+                    "plugin_hook_failed",
+                    plugin=impl.plugin_name,
+                    hook=hook_name,
+                    error=f"{type(exc).__name__}: {exc}",
+                    exc_info=not isinstance(exc, GatewayError),
+                )
+
+    def implementers(self, hook_name: str) -> Sequence[str]:
+        """Plugin names implementing ``hook_name``, in call order."""
+        return [
+            impl.plugin_name for impl in reversed(getattr(self._hook, hook_name).get_hookimpls())
+        ]
+
+    def monitor(
+        self, before: Callable[[str, list[Any], dict[str, Any]], None], after: Callable[..., None]
+    ) -> Callable[[], None]:
+        """Watch every hook call (``hookgate demo`` prints them); returns the undo function."""
+        return self._pm.add_hookcall_monitoring(before, after)

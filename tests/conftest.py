@@ -1,0 +1,70 @@
+"""Fixtures every test may use: real servers on loopback and gateways built from plugins.toml."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+from hookgate import Gateway
+
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.servers import RedisServer, ServerThread, UvicornServer, serving
+
+
+@pytest.fixture(scope="session")
+def server_thread() -> Iterator[ServerThread]:
+    thread = ServerThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def fake_openai(server_thread: ServerThread) -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI(server_thread).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def write_toml(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a plugins.toml (dedented) into tmp_path and return its path."""
+
+    def write(text: str, name: str = "plugins.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_gateway(write_toml: Callable[[str], Path]) -> Callable[[str], Gateway]:
+    """A Gateway from plugins.toml text; use it as ``async with make_gateway(...) as gw``."""
+
+    def make(text: str) -> Gateway:
+        return Gateway.from_toml(write_toml(text))
+
+    return make
+
+
+@pytest.fixture
+def serve(
+    server_thread: ServerThread,
+) -> Callable[[Gateway], AbstractContextManager[UvicornServer]]:
+    """``with serve(gateway) as server:`` runs hookgate's HTTP app on a free port."""
+    from hookgate.server.app import create_app
+
+    def run(gateway: Gateway) -> AbstractContextManager[UvicornServer]:
+        return serving(create_app(gateway), server_thread)
+
+    return run
