@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -66,6 +66,9 @@ async def read_json(request: Request, limit: int) -> Any:
         ) from exc
 
 
+ErrorRenderer = Callable[[GatewayError, dict[str, str]], Response]
+
+
 class API:
     """The route handlers, bound to one gateway."""
 
@@ -73,7 +76,14 @@ class API:
         self.gateway = gateway
         self.server = gateway.settings.server
 
-    async def handle(self, request: Request, endpoint: Endpoint, body: Any = None) -> Response:
+    async def handle(
+        self,
+        request: Request,
+        endpoint: Endpoint,
+        body: Any = None,
+        render_error: ErrorRenderer | None = None,
+    ) -> Response:
+        """Run one request of ``endpoint`` through the pipeline and answer it over HTTP."""
         ctx: RequestContext | None = None
         try:
             check_gateway_key(request.headers, self.server)
@@ -84,6 +94,8 @@ class API:
             response = await self.gateway.handle(ctx)
         except GatewayError as exc:
             headers = response_headers(ctx) if ctx is not None else _trace_header(request)
+            if render_error is not None:
+                return render_error(exc, headers)
             return error_response(exc, headers)
         headers = response_headers(ctx)
         if isinstance(response, StreamResponse):
@@ -122,6 +134,24 @@ class API:
             "providers": sorted(self.gateway.providers),
         }
         return Response(orjson.dumps(body), media_type=JSON)
+
+
+def endpoint_route(
+    gateway: Gateway,
+    path: str,
+    endpoint: Endpoint,
+    *,
+    render_error: ErrorRenderer | None = None,
+) -> Route:
+    """A POST route that runs ``endpoint`` through the whole pipeline (retries, fallback,
+    caches, logs) and answers with its JSON or SSE; for plugins' ``register_routes``
+    (``/v1/messages``). ``render_error`` shapes errors for that API's clients."""
+    api = API(gateway)
+
+    async def handler(request: Request) -> Response:
+        return await api.handle(request, endpoint, render_error=render_error)
+
+    return Route(path, handler, methods=["POST"])
 
 
 def _trace_header(request: Request) -> dict[str, str]:

@@ -34,9 +34,11 @@ SECRET_HEADERS = frozenset(
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:
+    """The caller's provider key: ``Authorization: Bearer``, else ``x-api-key`` (Anthropic's)."""
     value = headers.get("authorization")
     if not value:
-        return None
+        key = headers.get("x-api-key")
+        return None if key is None or key in PORTKEY_PLACEHOLDER_KEYS else key
     scheme, _, token = value.partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else value.strip()
     return None if token in PORTKEY_PLACEHOLDER_KEYS else token

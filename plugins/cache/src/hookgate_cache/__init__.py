@@ -1,0 +1,1 @@
+"""hookgate plugin: exact-match response cache, in memory or in Redis."""

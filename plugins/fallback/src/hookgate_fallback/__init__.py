@@ -1,0 +1,1 @@
+"""hookgate plugin: fallback and weighted load balancing across targets, with a circuit breaker."""

@@ -1,0 +1,1 @@
+"""hookgate plugin: transparent retries with exponential backoff and Retry-After."""

@@ -1,0 +1,1 @@
+"""hookgate plugin: semantic response cache on Chroma with a local embedding model."""

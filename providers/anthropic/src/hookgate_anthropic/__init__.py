@@ -1,0 +1,1 @@
+"""hookgate provider plugin: Anthropic Messages API, translated to and from OpenAI's format."""

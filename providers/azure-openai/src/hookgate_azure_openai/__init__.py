@@ -1,0 +1,1 @@
+"""hookgate provider plugin: Azure OpenAI deployments."""
