@@ -123,6 +123,48 @@ def check(config_path: str | None) -> None:
 
 @cli.command()
 @_CONFIG
+def providers(config_path: str | None) -> None:
+    """List provider names (Portkey slugs and aliases), their plugins and base URLs.
+
+    A provider plugin may declare ``presets`` (name -> base URL) and ``aliases``
+    (alias -> name) beside ``providers``; an enabled plugin shows what its settings made of them.
+    """
+    from .plugins import installed_plugins
+
+    enabled: dict[str, Any] = {}
+    problem = None
+    try:
+        enabled = {p.name: p.plugin for p in _gateway(config_path).plugins}
+    except click.ClickException as exc:
+        problem = exc.message
+    plugins: dict[str, tuple[object, bool]] = {}
+    broken = []
+    for name, entry in installed_plugins().items():
+        if name not in enabled:
+            try:
+                plugins[name] = (entry.load(), False)
+            except Exception as exc:
+                broken.append(f"{name} ({type(exc).__name__}: {exc})")
+    plugins.update({name: (plugin, True) for name, plugin in enabled.items()})
+    rows = []
+    for name, (plugin, on) in sorted(plugins.items()):
+        presets = getattr(plugin, "presets", None) or {}
+        aliases = getattr(plugin, "aliases", None) or {}
+        for provider in getattr(plugin, "providers", ()):
+            where = f"alias of {aliases[provider]}" if provider in aliases else "-"
+            rows.append(
+                (provider.lower(), name, "yes" if on else "no", presets.get(provider, where))
+            )
+    _table(("provider", "plugin", "enabled", "base url"), sorted(rows))
+    if broken:
+        click.echo(f"\ninstalled but not importable: {'; '.join(broken)}", err=True)
+    if problem:
+        click.echo(f"\nplugins.toml problem: {problem}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@_CONFIG
 @click.argument("message")
 @click.option("--model", default="gpt-4o-mini", show_default=True)
 @click.option(
