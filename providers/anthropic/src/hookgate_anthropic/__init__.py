@@ -1,1 +1,264 @@
-"""hookgate provider plugin: Anthropic Messages API, translated to and from OpenAI's format."""
+"""hookgate-anthropic: Anthropic's Messages API behind hookgate.
+
+Two ways in:
+
+- ``/v1/chat/completions`` (and the embedded API) with an ``anthropic`` target: the OpenAI
+  request is translated to a Messages request and the answer back to OpenAI's shape, streams
+  event by event (see :mod:`hookgate_anthropic.translate` and :mod:`hookgate_anthropic.stream`).
+- ``POST /v1/messages``, Anthropic's own endpoint, served by ``hookgate serve``: the request
+  and the answer (JSON or SSE) pass through unchanged, but through the whole pipeline
+  (retries, fallbacks, caches, logs), so the ``anthropic`` SDK can use hookgate as its
+  ``base_url``. Errors on this route are in Anthropic's shape.
+
+Anthropic's 529 ``overloaded_error`` and 429 ``rate_limit_error`` keep their status and
+``retry-after``, so the retry and fallback plugins see them as they are.
+
+::
+
+    [plugins.anthropic]
+    api_key = "${ANTHROPIC_API_KEY:-}"      # targets without a key of their own use this
+    # base_url = "https://api.anthropic.com/v1"
+    # anthropic_version = "2023-06-01"
+    # default_max_tokens = 4096             # when an OpenAI request gives no max_tokens
+    # beta = ["prompt-caching-2024-07-31"]  # anthropic-beta header on every call
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+from hookgate import (
+    BadRequestError,
+    Gateway,
+    GatewayError,
+    ProviderError,
+    RequestContext,
+    Response,
+    StreamResponse,
+    Target,
+    hookimpl,
+)
+from hookgate.errors import UpstreamProtocolError
+from hookgate.http import UpstreamClient
+from pydantic import BaseModel, ConfigDict, Field
+
+from .stream import PROVIDER, anthropic_error_body, relay, to_chunks
+from .translate import (
+    chat_completion,
+    error_type_for_status,
+    openai_error_body,
+    to_messages_request,
+)
+
+if TYPE_CHECKING:
+    from starlette.responses import Response as HTTPResponse
+
+__all__ = ["DEFAULT_BASE_URL", "Plugin", "Settings", "render_error"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
+
+
+class Settings(BaseModel):
+    """``[plugins.anthropic]`` in plugins.toml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = DEFAULT_BASE_URL
+    """With the version path, like a target's ``custom_host``; ``/messages`` is appended."""
+    api_key: str | None = Field(default=None, repr=False)
+    """Used for targets that bring no key of their own; empty means none."""
+    anthropic_version: str = "2023-06-01"
+    """The ``anthropic-version`` header; on ``/v1/messages`` the client's own wins."""
+    default_max_tokens: Annotated[int, Field(ge=1)] = 4096
+    """``max_tokens`` for OpenAI requests that set neither ``max_tokens`` nor
+    ``max_completion_tokens`` (Anthropic requires it; OpenAI does not)."""
+    beta: list[str] = Field(default_factory=list)
+    """``anthropic-beta`` features to enable on every call (merged with a client's own)."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra headers sent with every request."""
+    messages_route: bool = True
+    """Serve Anthropic's ``POST /v1/messages`` in ``hookgate serve``."""
+    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    read_timeout: Annotated[float, Field(gt=0)] = 600.0
+    """Longest silence while waiting for (more of) an answer, in seconds."""
+    max_connections: Annotated[int, Field(ge=1)] = 1024
+
+
+def render_error(error: GatewayError, headers: dict[str, str]) -> HTTPResponse:
+    """An error on ``/v1/messages``, the way Anthropic answers: the upstream's own body when
+    Anthropic sent one, else ``{"type": "error", "error": {"type", "message"}}``."""
+    from starlette.responses import Response as HTTPResponse
+
+    body: Any = None
+    extra: dict[str, str] = {}
+    if isinstance(error, ProviderError):
+        extra = {k: v for k, v in error.headers.items() if k in ("retry-after", "request-id")}
+        if isinstance(error.body, dict) and error.body.get("type") == "error":
+            body = error.body
+    if body is None:
+        body = anthropic_error_body(error_type_for_status(error.http_status), error.message)
+    return HTTPResponse(
+        orjson.dumps(body),
+        status_code=error.http_status,
+        media_type="application/json",
+        headers={**extra, **headers},
+    )
+
+
+def _models(listing: Any) -> dict[str, Any]:
+    data = []
+    for model in listing.get("data") or [] if isinstance(listing, dict) else []:
+        try:
+            created = int(datetime.fromisoformat(model.get("created_at")).timestamp())
+        except (TypeError, ValueError):
+            created = 0
+        data.append(
+            {"id": model.get("id"), "object": "model", "created": created, "owned_by": PROVIDER}
+        )
+    return {"object": "list", "data": data}
+
+
+class Plugin:
+    """The ``anthropic`` provider, and Anthropic's ``/v1/messages`` route."""
+
+    providers = (PROVIDER,)
+    # `hookgate providers` shows the base URL: the default here, the configured one on an instance.
+    presets: Mapping[str, str] = MappingProxyType({PROVIDER: DEFAULT_BASE_URL})
+    Settings = Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.base_url = self.settings.base_url.rstrip("/")
+        self.presets = MappingProxyType({PROVIDER: self.base_url})
+        self.client = UpstreamClient(
+            PROVIDER,
+            connect_timeout=self.settings.connect_timeout,
+            read_timeout=self.settings.read_timeout,
+            max_connections=self.settings.max_connections,
+        )
+
+    @hookimpl
+    async def startup(self, gateway: Gateway) -> None:
+        await self.client.start()
+
+    @hookimpl
+    async def shutdown(self, gateway: Gateway) -> None:
+        await self.client.aclose()
+
+    @hookimpl
+    def register_routes(self, gateway: Gateway) -> list[Any] | None:
+        if not self.settings.messages_route:
+            return None
+        from hookgate.server.app import endpoint_route
+
+        return [endpoint_route(gateway, "/v1/messages", "messages", render_error=render_error)]
+
+    @hookimpl
+    def call_provider(self, ctx: RequestContext, target: Target) -> Any:
+        if target.provider != PROVIDER:
+            return None
+        return self.call(ctx, target)
+
+    def headers(self, ctx: RequestContext, target: Target) -> dict[str, str]:
+        settings = self.settings
+        headers = dict(settings.headers)
+        for name in target.forward_headers:
+            if name in ctx.headers:
+                headers[name] = ctx.headers[name]
+        version = settings.anthropic_version
+        beta = list(settings.beta)
+        if ctx.endpoint == "messages":  # the client speaks Anthropic: its version and betas
+            version = ctx.headers.get("anthropic-version") or version
+            beta += [b.strip() for b in ctx.headers.get("anthropic-beta", "").split(",")]
+        headers["anthropic-version"] = version
+        beta = list(dict.fromkeys(b for b in beta if b))
+        if beta:
+            headers["anthropic-beta"] = ",".join(beta)
+        key = target.api_key or settings.api_key
+        if key:
+            headers["x-api-key"] = key
+        return headers
+
+    async def call(self, ctx: RequestContext, target: Target) -> Response | StreamResponse:
+        base = target.custom_host or self.base_url
+        headers = self.headers(ctx, target)
+        if ctx.endpoint == "messages":
+            body = ctx.request_for(target)
+            if body.get("stream"):
+                response = await self.client.stream_events(
+                    base + "/messages", headers=headers, body=body, done_marker=False
+                )
+                response.events = relay(response.events)
+                return response
+            return await self.client.request_json(
+                "POST", base + "/messages", headers=headers, body=body
+            )
+        if ctx.endpoint == "chat.completions":
+            return await self._chat(ctx, target, base, headers)
+        if ctx.endpoint == "models":
+            listing = await self._openai_errors(
+                self.client.request_json("GET", base + "/models", headers=headers)
+            )
+            return Response.from_json(_models(listing.json()), headers=listing.headers)
+        raise ProviderError(
+            f"the anthropic provider does not serve {ctx.endpoint}",
+            provider=PROVIDER,
+            status=404,
+            body={
+                "error": {
+                    "message": f"anthropic does not serve {ctx.endpoint}",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "unsupported_endpoint",
+                }
+            },
+        )
+
+    async def _chat(
+        self, ctx: RequestContext, target: Target, base: str, headers: dict[str, str]
+    ) -> Response | StreamResponse:
+        body = ctx.request_for(target)
+        try:
+            request = to_messages_request(body, self.settings.default_max_tokens)
+        except BadRequestError as exc:
+            # A ProviderError, so that a fallback group can hand the request to a target
+            # that can serve it (n > 1, audio, ...); alone, it is the client's 400.
+            raise ProviderError(
+                exc.message, provider=PROVIDER, status=400, body=exc.to_dict(), code=exc.code
+            ) from exc
+        url = base + "/messages"
+        if request.get("stream"):
+            upstream = await self._openai_errors(
+                self.client.stream_events(url, headers=headers, body=request, done_marker=False)
+            )
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return StreamResponse(
+                events=to_chunks(upstream.events, include_usage=include_usage),
+                status=upstream.status,
+                headers=upstream.headers,
+                done_marker=True,
+            )
+        answer = await self._openai_errors(
+            self.client.request_json("POST", url, headers=headers, body=request)
+        )
+        message = answer.json()
+        if not isinstance(message, dict) or message.get("type") != "message":
+            raise UpstreamProtocolError(
+                "the upstream's answer is not an Anthropic message", provider=PROVIDER
+            )
+        return Response.from_json(chat_completion(message), answer.status, answer.headers)
+
+    @staticmethod
+    async def _openai_errors(call: Any) -> Any:
+        """Await ``call``; an Anthropic error body becomes OpenAI's, status and delay kept."""
+        try:
+            return await call
+        except ProviderError as exc:
+            if exc.answered:
+                exc.body = openai_error_body(exc.body, exc.http_status)
+                exc.message = exc.body["error"]["message"]
+            raise

@@ -1,0 +1,37 @@
+"""A fake Anthropic upstream, and a gateway whose ``anthropic`` provider points at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.fake_anthropic import FakeAnthropic
+from tests.support.servers import ServerThread
+
+
+@pytest.fixture
+def fake_anthropic(server_thread: ServerThread) -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic(server_thread).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def anthropic_toml(fake_anthropic: FakeAnthropic) -> str:
+    return f"""
+        [gateway]
+        plugins = ["anthropic"]
+        default_provider = "anthropic"
+        [plugins.anthropic]
+        base_url = "{fake_anthropic.url}"
+        api_key = "sk-ant-deployment"
+        read_timeout = 2.0
+        default_max_tokens = 1024
+    """
+
+
+@pytest.fixture
+async def gw(make_gateway, anthropic_toml):
+    async with make_gateway(anthropic_toml) as gateway:
+        yield gateway
