@@ -1,1 +1,566 @@
-"""hookgate plugin: semantic response cache on Chroma with a local embedding model."""
+"""hookgate plugin: semantic response cache on Chroma with a local embedding model.
+
+A request whose config asks for ``cache: {mode: "semantic"}`` is answered from an earlier
+answer when its last user message means the same as an earlier one (cosine similarity of
+their embeddings at or above ``threshold``) and everything else that shapes the answer is
+identical: endpoint, model and parameters, routing plan, system prompt and earlier turns,
+namespace and the caller's keys. Those go into an exact partition key; only the last user
+message is compared by meaning. A near-miss guard (:mod:`.guard`) refuses hits that change
+a number, a name, a negation or a unit.
+
+Order with the exact cache plugin (``cache``): it answers exact matches first (``HIT``);
+this plugin runs last (``trylast``), checks an exact match itself (so it also works alone),
+then the semantic one (``SEMANTIC HIT`` with ``ctx.cache_similarity``, else ``SEMANTIC
+MISS``). A broken store or embedder is a miss and a warning, never an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+import structlog
+from hookgate import (
+    Gateway,
+    RequestContext,
+    Response,
+    SSEEvent,
+    StreamResponse,
+    hookimpl,
+)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .embedders import (
+    Embedder,
+    EmbeddingError,
+    GatewayEmbedder,
+    MiniLMEmbedder,
+    OpenAIEmbedder,
+)
+from .guard import Facts, facts
+from .store import Candidate, ChromaStore, FolderLock
+
+__all__ = ["Plugin", "Settings"]
+
+log = structlog.get_logger("hookgate.semantic_cache")
+
+T = TypeVar("T")
+
+NAME = "semantic-cache"
+_CACHEABLE = ("chat.completions", "completions")
+# Fields that do not change the answer, or that this plugin handles itself.
+_NOT_IN_PARTITION = frozenset(
+    {"messages", "prompt", "stream", "stream_options", "user", "metadata", "store"}
+)
+
+
+class Settings(BaseModel):
+    """``[plugins.semantic-cache]`` in plugins.toml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = ".hookgate/semantic-cache"
+    """Folder of the embedded Chroma store (one process only)."""
+    chroma_url: str | None = None
+    """A Chroma server shared by every worker (``http://127.0.0.1:8000``); replaces ``path``."""
+    collection_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,40}$")] = (
+        "hookgate-semantic"
+    )
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.85
+    """Cosine similarity from which a stored question counts as the same question."""
+    guard: bool = True
+    """Refuse hits that change a number, a name, a negation or a unit."""
+    default_mode: Literal["semantic"] | None = None
+    """Cache requests whose config has no ``cache`` block too. None (Portkey's behaviour):
+    only requests that ask are cached."""
+    default_max_age: Annotated[float, Field(gt=0)] = 3600.0
+    """Seconds an entry lives when the request's ``cache`` block gives no ``max_age``."""
+    max_chars: Annotated[int, Field(ge=1)] = 1000
+    """Longer last messages are only cached exactly, as are those the local model would
+    truncate (it reads 256 tokens): a difference past that point would go unseen."""
+    candidates: Annotated[int, Field(ge=1, le=50)] = 4
+    """Nearest entries checked by the guard, best first."""
+    prune_interval: Annotated[float, Field(ge=0)] = 60.0
+    """Seconds between deletions of expired entries (0: only at start-up)."""
+    embedder: Literal["local", "gateway", "openai"] = "local"
+    """``local``: all-MiniLM-L6-v2 int8 on the CPU; ``gateway``: the gateway's own
+    ``embeddings`` endpoint; ``openai``: any OpenAI-compatible ``/embeddings`` URL."""
+    threads: Annotated[int, Field(ge=1, le=16)] = 1
+    """onnxruntime threads of the local model."""
+    embedding_model: str | None = None
+    embedding_provider: str | None = None
+    """``gateway``: the provider to embed with (else the gateway's default provider)."""
+    embedding_config: dict[str, Any] | str | None = None
+    """``gateway``: a config (or config id) for the embedding requests (retries, targets)."""
+    embedding_base_url: str | None = None
+    """``openai``: base URL including the version path, ``http://127.0.0.1:8000/v1``."""
+    embedding_api_key: str | None = Field(default=None, repr=False)
+    embedding_timeout: Annotated[float, Field(gt=0)] = 10.0
+    lookup_timeout: Annotated[float, Field(gt=0)] = 1.0
+    """Seconds a lookup may wait for Chroma before it counts as a miss."""
+    store_timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds a (background) write may wait for Chroma."""
+    warn_interval: Annotated[float, Field(ge=0)] = 60.0
+    """At most one warning per kind of failure (store, embedder) per interval, in seconds."""
+
+    @model_validator(mode="after")
+    def _embedder_fields(self) -> Settings:
+        if self.embedder in ("gateway", "openai") and not self.embedding_model:
+            raise ValueError(f"embedder = {self.embedder!r} needs embedding_model")
+        if self.embedder == "openai" and not self.embedding_base_url:
+            raise ValueError("embedder = 'openai' needs embedding_base_url")
+        return self
+
+
+def _make_embedder(settings: Settings) -> Embedder:
+    if settings.embedder == "gateway":
+        assert settings.embedding_model is not None
+        return GatewayEmbedder(
+            settings.embedding_model, settings.embedding_provider, settings.embedding_config
+        )
+    if settings.embedder == "openai":
+        assert settings.embedding_model is not None and settings.embedding_base_url is not None
+        return OpenAIEmbedder(
+            settings.embedding_base_url,
+            settings.embedding_model,
+            settings.embedding_api_key,
+            settings.embedding_timeout,
+        )
+    return MiniLMEmbedder(settings.threads)
+
+
+def _text(content: Any) -> str | None:
+    """The text of a message's content; None when it holds anything but text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                return None
+            parts.append(str(part.get("text", "")))
+        return "\n".join(parts)
+    return None
+
+
+def _question(ctx: RequestContext) -> tuple[str, Any] | None:
+    """The compared text and the rest of the conversation; None if not cacheable."""
+    body = ctx.body
+    if ctx.endpoint == "completions":
+        prompt = body.get("prompt")
+        return (prompt, None) if isinstance(prompt, str) else None
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, dict) and message.get("role") == "user":
+            text = _text(message.get("content"))
+            if text is None:
+                return None
+            rest = [*messages[:index], {**message, "content": None}, *messages[index + 1 :]]
+            return text, rest
+    return None
+
+
+def _tenant(ctx: RequestContext) -> str:
+    """A hash of the keys the plan calls with: answers never cross callers' accounts."""
+    digest = hashlib.sha256()
+    for target in ctx.plan.leaves():
+        digest.update(f"{target.provider}\0{target.api_key or ''}\0".encode())
+        digest.update(f"{target.virtual_key or ''}\0".encode())
+    return digest.hexdigest()
+
+
+def _partition(ctx: RequestContext, rest: Any) -> str:
+    params = {k: v for k, v in ctx.body.items() if k not in _NOT_IN_PARTITION}
+    key = {
+        "endpoint": ctx.endpoint,
+        "stream": ctx.stream,
+        "params": params,
+        "conversation": rest,
+        "plan": ctx.plan.describe(),
+        "namespace": ctx.cache_namespace,
+        "tenant": _tenant(ctx),
+    }
+    return hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _entry_id(partition: str, text: str) -> str:
+    return hashlib.sha256(f"{partition}\0{text.strip()}".encode()).hexdigest()
+
+
+async def _replay(events: list[dict[str, Any]]) -> AsyncIterator[SSEEvent]:
+    for event in events:
+        yield SSEEvent(event["data"], event.get("event"))
+
+
+class _Request:
+    """What a lookup leaves for ``post_response`` in ``ctx.state["semantic-cache"]``."""
+
+    __slots__ = ("entry_id", "facts", "max_age", "partition", "text", "vector")
+
+    def __init__(self, partition: str, text: str, max_age: float) -> None:
+        self.partition = partition
+        self.text = text
+        self.max_age = max_age
+        self.entry_id = _entry_id(partition, text)
+        self.facts: Facts = facts(text)
+        self.vector: list[float] | None = None
+
+
+class Plugin:
+    """The ``semantic-cache`` plugin."""
+
+    Settings = Settings
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.embedder: Embedder = _make_embedder(self.settings)
+        self.store: ChromaStore | None = None
+        self._lock: FolderLock | None = None
+        self._pruner: asyncio.Task[None] | None = None
+        # Known up front for the local model; learnt from the first vector otherwise.
+        self._dimensions: int | None = getattr(self.embedder, "dimensions", None)
+        self._warned: dict[str, float] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._storing: dict[str, set[asyncio.Task[None]]] = {}
+        """Stores still running, by partition: a lookup in that partition waits for them."""
+
+    # ---- life cycle -------------------------------------------------------------------
+
+    @hookimpl
+    async def startup(self, gateway: Gateway) -> None:
+        settings = self.settings
+        path = None
+        if settings.chroma_url is None:
+            path = Path(settings.path).expanduser().resolve()
+            self._lock = FolderLock(path)
+            self._lock.acquire()
+        if isinstance(self.embedder, GatewayEmbedder):
+            self.embedder.bind(gateway)
+        self._executor = ThreadPoolExecutor(8, thread_name_prefix="hookgate-chroma")
+        self.store = ChromaStore(
+            path=path,
+            url=settings.chroma_url,
+            collection=ChromaStore.collection_for(settings.collection_prefix, self.embedder.id),
+            floor=settings.threshold,
+        )
+        try:
+            await self.embedder.start()
+        except Exception as exc:
+            self._warn("semantic_cache_embedder_unavailable", exc)
+        await self._prune()
+        if settings.prune_interval > 0:
+            self._pruner = asyncio.create_task(self._prune_every(settings.prune_interval))
+
+    @hookimpl
+    async def shutdown(self, gateway: Gateway) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            self._pruner = None
+        await asyncio.wait_for(self.flush(), timeout=10)
+        await self.embedder.aclose()
+        if self.store is not None:
+            self.store.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    async def _prune_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self._prune()
+
+    async def _prune(self) -> None:
+        store = self.store
+        if store is None:
+            return
+        try:
+            removed = await self._chroma(self.settings.store_timeout, store.prune, time.time())
+        except Exception as exc:
+            store.reset()
+            self._warn("semantic_cache_store_unavailable", exc)
+            return
+        if removed:
+            log.info("semantic_cache_pruned", entries=removed)
+
+    async def _chroma(self, timeout: float, call: Callable[..., T], *args: Any) -> T:
+        """Run a blocking Chroma call in the plugin's threads, for at most ``timeout`` seconds.
+
+        Chroma's HTTP client waits forever for a server that hangs; past the timeout the
+        request goes on without the cache. The threads are the plugin's own, so calls stuck
+        in a hanging server never starve the rest of the process.
+        """
+        if self._executor is None:
+            raise ConnectionError("the semantic cache is not started")
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.run_in_executor(self._executor, call, *args), timeout)
+
+    def _warn(self, event: str, exc: BaseException, trace_id: str | None = None) -> None:
+        """A warning, at most once per ``warn_interval`` per event; info-level in between."""
+        now = time.monotonic()
+        last = self._warned.get(event)
+        level = log.info
+        if last is None or now - last >= self.settings.warn_interval:
+            self._warned[event] = now
+            level = log.warning
+        level(event, trace_id=trace_id, error=f"{type(exc).__name__}: {exc}")
+
+    # ---- lookup -----------------------------------------------------------------------
+
+    def _max_age(self, ctx: RequestContext) -> float | None:
+        """The request's max_age when it asks for semantic caching, else None."""
+        block = ctx.plan.root.cache
+        if block is None:
+            default = self.settings.default_mode is not None
+            return self.settings.default_max_age if default else None
+        if block.mode != "semantic":
+            return None
+        return block.max_age if block.max_age is not None else self.settings.default_max_age
+
+    async def _embed(self, text: str) -> list[float]:
+        vectors = await self.embedder.embed([text])
+        return [float(x) for x in vectors[0]]
+
+    def _embeddable(self, text: str) -> bool:
+        return (
+            bool(text.strip())
+            and len(text) <= self.settings.max_chars
+            and self.embedder.fits(text)  # a truncated text would hide its tail
+        )
+
+    @hookimpl(trylast=True)
+    async def cache_lookup(self, ctx: RequestContext) -> Response | StreamResponse | None:
+        if ctx.endpoint not in _CACHEABLE or self.store is None:
+            return None
+        max_age = self._max_age(ctx)
+        if max_age is None:
+            return None
+        question = _question(ctx)
+        if question is None:
+            ctx.cache_status = "SEMANTIC MISS"
+            return None
+        text, rest = question
+        request = _Request(_partition(ctx, rest), text, max_age)
+        ctx.state[NAME] = request
+        if ctx.cache_force_refresh:
+            ctx.cache_status = "REFRESH"
+            return None
+        ctx.cache_status = "SEMANTIC MISS"
+        storing = self._storing.get(request.partition)
+        if storing:  # read your own writes: this process's answers in this partition
+            await asyncio.wait(set(storing), timeout=5)
+
+        store = self.store
+        now = time.time()
+        # Exact first: an exact hit costs no embedding. The local model runs in the same
+        # worker thread as the Chroma calls: one hop off the loop per lookup, not three.
+        local = isinstance(self.embedder, MiniLMEmbedder) and self._embeddable(text)
+        try:
+            exact, found = await self._chroma(
+                self.settings.lookup_timeout, self._lookup, request, now, local
+            )
+        except EmbeddingError as exc:
+            self._warn("semantic_cache_embedder_unavailable", exc, ctx.trace_id)
+            return None
+        except Exception as exc:
+            store.reset()
+            self._warn("semantic_cache_store_unavailable", exc, ctx.trace_id)
+            return None
+        if exact is not None:
+            ctx.cache_status = "HIT"
+            log.info("semantic_cache_hit", trace_id=ctx.trace_id, exact=True)
+            return _answer(exact.payload or "", exact.metadata)
+        if found is None:  # not embedded yet: a remote embedder, or nothing to embed
+            if not self._embeddable(text):
+                return None
+            try:
+                request.vector = await self._embed(text)
+            except Exception as exc:
+                self._warn("semantic_cache_embedder_unavailable", exc, ctx.trace_id)
+                return None
+            try:
+                found = await self._chroma(self.settings.lookup_timeout, self._select, request, now)
+            except Exception as exc:
+                store.reset()
+                self._warn("semantic_cache_store_unavailable", exc, ctx.trace_id)
+                return None
+        best, chosen = found
+        if chosen is None:
+            log.debug(
+                "semantic_cache_miss",
+                trace_id=ctx.trace_id,
+                nearest_similarity=None if best is None else round(best, 4),
+            )
+            return None
+        ctx.cache_status = "SEMANTIC HIT"
+        ctx.cache_similarity = chosen.similarity
+        log.info(
+            "semantic_cache_hit", trace_id=ctx.trace_id, similarity=round(chosen.similarity, 4)
+        )
+        return _answer(chosen.payload or "", chosen.metadata)
+
+    def _lookup(
+        self, request: _Request, now: float, embed: bool
+    ) -> tuple[Candidate | None, tuple[float | None, Candidate | None] | None]:
+        """In a worker thread: the exact entry if it is fresh; else, with ``embed``, the
+        question's vector (local model) and :meth:`_select`'s answer."""
+        store = self.store
+        assert store is not None
+        exact = store.get(request.entry_id)
+        if exact is not None and _fresh(exact.metadata, now, request.max_age):
+            return exact, None
+        if not embed:
+            return None, None
+        embedder = self.embedder
+        assert isinstance(embedder, MiniLMEmbedder)
+        try:
+            vector = embedder.embed_sync([request.text])[0]
+        except Exception as exc:
+            raise EmbeddingError(f"{type(exc).__name__}: {exc}") from exc
+        request.vector = [float(x) for x in vector]
+        return None, self._select(request, now)
+
+    def _select(self, request: _Request, now: float) -> tuple[float | None, Candidate | None]:
+        """In a worker thread: the nearest entries, the guard, the answer's payload.
+
+        Returns the best similarity seen and the entry that answers, if any.
+        """
+        store = self.store
+        assert store is not None and request.vector is not None
+        best, found = store.query(
+            request.vector,
+            request.partition,
+            now - request.max_age,
+            now,
+            self.settings.candidates,
+        )
+        for candidate in found:
+            if self.settings.guard and not request.facts.matches(
+                Facts.loads(str(candidate.metadata.get("facts", "")))
+            ):
+                log.debug("semantic_cache_guarded", similarity=round(candidate.similarity, 4))
+                continue
+            stored = store.get(candidate.id)
+            if stored is None:  # pruned or replaced meanwhile
+                continue
+            candidate.payload = stored.payload
+            return best, candidate
+        return best, None
+
+    # ---- store ------------------------------------------------------------------------
+
+    @hookimpl
+    async def post_response(
+        self, ctx: RequestContext, response: Response | StreamResponse | None
+    ) -> None:
+        request = ctx.state.get(NAME)
+        if (
+            not isinstance(request, _Request)
+            or self.store is None
+            or response is None
+            or not ctx.completed
+            or ctx.error is not None
+            or ctx.target is None  # answered from a cache, not by a provider
+            or response.status != 200
+        ):
+            return
+        if isinstance(response, StreamResponse):
+            if _stream_failed(ctx.events):
+                return
+            payload = orjson.dumps([{"data": e.data, "event": e.event} for e in ctx.events])
+            kind, done_marker = "stream", response.done_marker
+        else:
+            payload, kind, done_marker = response.body, "json", True
+        metadata = {
+            "partition": request.partition,
+            "facts": request.facts.dumps(),
+            "kind": kind,
+            "status": response.status,
+            "done_marker": done_marker,
+        }
+        # The client is not kept waiting for Chroma: the entry is written in the background
+        # (lookups in the same partition wait for it, so this process reads its own writes).
+        task = asyncio.create_task(self._store(request, payload.decode(), metadata, ctx.trace_id))
+        tasks = self._storing.setdefault(request.partition, set())
+        tasks.add(task)
+        task.add_done_callback(lambda done: self._stored(request.partition, done))
+
+    async def flush(self) -> None:
+        """Wait until every answer seen so far is written to the store."""
+        pending = {task for tasks in self._storing.values() for task in tasks}
+        if pending:
+            await asyncio.wait(pending)
+
+    def _stored(self, partition: str, task: asyncio.Task[None]) -> None:
+        tasks = self._storing.get(partition)
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                del self._storing[partition]
+
+    async def _store(
+        self, request: _Request, payload: str, metadata: dict[str, Any], trace_id: str
+    ) -> None:
+        store = self.store
+        if store is None:
+            return
+        if request.vector is None and self._embeddable(request.text):
+            try:
+                request.vector = await self._embed(request.text)
+            except Exception as exc:
+                self._warn("semantic_cache_embedder_unavailable", exc, trace_id)
+        # Without a vector (too long, embedder down) the entry serves exact matches only:
+        # it is marked so, and semantic queries pass it over.
+        semantic = request.vector is not None
+        if request.vector is not None:
+            self._dimensions = len(request.vector)
+        elif self._dimensions is None:
+            return
+        vector = request.vector or [1.0] + [0.0] * (self._dimensions - 1)
+        now = time.time()
+        metadata = {**metadata, "semantic": semantic, "created": now}
+        metadata["expires"] = now + request.max_age
+        try:
+            await self._chroma(
+                self.settings.store_timeout, store.put, request.entry_id, vector, payload, metadata
+            )
+        except Exception as exc:
+            store.reset()
+            self._warn("semantic_cache_store_unavailable", exc, trace_id)
+            return
+        log.debug("semantic_cache_stored", trace_id=trace_id, kind=metadata["kind"])
+
+
+def _answer(payload: str, metadata: dict[str, Any]) -> Response | StreamResponse:
+    if metadata.get("kind") == "stream":
+        return StreamResponse(
+            events=_replay(orjson.loads(payload)),
+            done_marker=bool(metadata.get("done_marker", True)),
+        )
+    return Response(payload.encode(), int(metadata.get("status", 200)))
+
+
+def _stream_failed(events: list[SSEEvent]) -> bool:
+    """A stream that carried an error event is never stored."""
+    for event in events:
+        data = event.data
+        if event.event == "error" or (isinstance(data, dict) and data.get("error") is not None):
+            return True
+    return False
+
+
+def _fresh(metadata: dict[str, Any], now: float, max_age: float) -> bool:
+    created = float(metadata.get("created", 0.0))
+    expires = float(metadata.get("expires", 0.0))
+    return created >= now - max_age and expires > now
