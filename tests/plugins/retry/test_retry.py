@@ -271,3 +271,23 @@ def test_settings_are_validated():
         Gateway(settings("http://127.0.0.1:9/v1", {"attempts": 9}))
     with pytest.raises(SettingsError, match="bogus"):
         Gateway(settings("http://127.0.0.1:9/v1", {"bogus": 1}))
+
+
+async def test_anthropic_overloaded_529_is_retried_by_default(make_gateway, fake_openai):
+    fake_openai.script(529, 529)
+    async with make_gateway(f"""
+        [gateway]
+        plugins = ["openai", "retry"]
+        default_provider = "openai"
+        [plugins.openai]
+        base_url = "{fake_openai.url}"
+        [plugins.retry]
+        initial_delay = 0.01
+    """) as gw:
+        answer = await gw.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            config={"retry": {"attempts": 3}},
+        )
+    assert answer.hookgate.retry_attempt_count == 2
+    assert len(fake_openai.calls()) == 3

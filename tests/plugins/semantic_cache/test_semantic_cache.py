@@ -401,6 +401,19 @@ async def test_a_second_process_may_not_share_the_folder(tmp_path: Path) -> None
             pass
 
 
+async def test_a_process_may_run_without_the_folder_when_told_to(tmp_path: Path) -> None:
+    folder = str(tmp_path / "store")
+    table = {"path": folder, "on_folder_in_use": "disable"}
+    async with Gateway(settings(table)) as first:
+        with structlog.testing.capture_logs() as logs:
+            async with Gateway(settings(table)) as second:
+                text, status, _ = await ask(second, "How do I reset my password?")
+        assert (text, status) == ("[mock] you said: How do I reset my password?", "DISABLED")
+        assert any(e["event"] == "semantic_cache_disabled" for e in logs)
+        await ask(first, "How do I reset my password?")
+        assert (await ask(first, "How can I reset my password?"))[1] == "SEMANTIC HIT"
+
+
 def test_settings_are_checked() -> None:
     with pytest.raises(SettingsError, match="embedding_model"):
         Gateway(settings({"embedder": "openai"}))

@@ -54,7 +54,7 @@ class BreakerSettings(BaseModel):
     """Seconds a half-open target is reserved for the request making its trial call (others
     skip it meanwhile); a request that ends without calling it gives the claim back."""
     failure_status_codes: list[StatusCode] = Field(
-        default_factory=lambda: [408, 429, 500, 502, 503, 504]
+        default_factory=lambda: [408, 429, 500, 502, 503, 504, 529]
     )
     """Upstream statuses that count as the target failing (no answer at all always counts;
     other 4xx are the caller's problem, not the target's)."""

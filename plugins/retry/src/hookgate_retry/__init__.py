@@ -41,7 +41,10 @@ class Settings(BaseModel):
     """Retries after the first call, for a block without ``attempts`` (and ``every_request``)."""
     max_attempts: Annotated[int, Field(ge=0)] = 5
     """Cap on ``attempts`` whatever a config asks (Portkey caps at 5)."""
-    on_status_codes: list[StatusCode] = Field(default_factory=lambda: [429, 500, 502, 503, 504])
+    # Portkey's defaults plus 529, Anthropic's "overloaded": a busy upstream, worth retrying.
+    on_status_codes: list[StatusCode] = Field(
+        default_factory=lambda: [429, 500, 502, 503, 504, 529]
+    )
     """Upstream statuses worth another call, for a block that lists none."""
     retry_connection_errors: bool = True
     """Retry when no answer came: refused or dropped connections, timeouts (and the 408 of a

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from hookgate import (
     Gateway,
     RequestContext,
     Response,
+    SettingsError,
     SSEEvent,
     StreamResponse,
     hookimpl,
@@ -69,6 +71,10 @@ class Settings(BaseModel):
     """Folder of the embedded Chroma store (one process only)."""
     chroma_url: str | None = None
     """A Chroma server shared by every worker (``http://127.0.0.1:8000``); replaces ``path``."""
+    on_folder_in_use: Literal["error", "disable"] = "error"
+    """When another process holds ``path``: ``error`` stops start-up; ``disable`` runs this
+    process without the semantic cache (a warning says so), e.g. extra ``hookgate serve``
+    workers of a deployment that has no Chroma server."""
     collection_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,40}$")] = (
         "hookgate-semantic"
     )
@@ -241,8 +247,15 @@ class Plugin:
         path = None
         if settings.chroma_url is None:
             path = Path(settings.path).expanduser().resolve()
-            self._lock = FolderLock(path)
-            self._lock.acquire()
+            lock = FolderLock(path)
+            try:
+                lock.acquire()
+            except SettingsError as exc:
+                if settings.on_folder_in_use == "error":
+                    raise
+                log.warning("semantic_cache_disabled", reason=str(exc), pid=os.getpid())
+                return
+            self._lock = lock
         if isinstance(self.embedder, GatewayEmbedder):
             self.embedder.bind(gateway)
         self._executor = ThreadPoolExecutor(8, thread_name_prefix="hookgate-chroma")
