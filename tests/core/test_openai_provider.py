@@ -179,3 +179,27 @@ async def test_embeddings_completions_models(gw, fake_openai):
         "/v1/completions",
         "/v1/models",
     ]
+
+
+async def test_a_key_echoed_by_the_upstream_never_reaches_the_client(gw, fake_openai):
+    echo = {
+        "error": {
+            "message": "Incorrect API key provided: sk-target-secret-123.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
+    fake_openai.script(Reply(status=401, json=echo))
+    config = {"provider": "openai", "api_key": "sk-target-secret-123"}
+    with pytest.raises(ProviderError) as err:
+        await gw.chat.completions.create(model="m", messages=HELLO, config=config)
+    rendered = err.value.to_json().decode()
+    assert "sk-target-secret-123" not in rendered and "sk-target-secret-123" not in str(
+        err.value.body
+    )
+    assert (
+        err.value.to_dict()["error"]["message"]
+        == "openai error: Incorrect API key provided: [redacted]."
+    )
+    assert err.value.http_status == 401

@@ -85,6 +85,20 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+_SECRET_REQUEST_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+
+
+def _sent_secrets(headers: Mapping[str, str]) -> list[str]:
+    """The credentials among the headers of a request we sent (bearer tokens unwrapped)."""
+    found = []
+    for name, value in headers.items():
+        if name.lower() in _SECRET_REQUEST_HEADERS and value:
+            token = value.split(" ", 1)[1] if value.lower().startswith("bearer ") else value
+            if len(token) >= 4:
+                found.append(token)
+    return found
+
+
 def _error_message(body: Any, status: int) -> str:
     if isinstance(body, dict):
         error = body.get("error")
@@ -160,7 +174,7 @@ class UpstreamClient:
         except aiohttp.ClientError as exc:
             raise self._connection_error(exc) from exc
         if status >= 400:
-            raise self._status_error(status, raw, resp_headers)
+            raise self._status_error(status, raw, resp_headers, headers)
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -203,7 +217,7 @@ class UpstreamClient:
                 raise self._connection_error(exc) from exc
             finally:
                 resp.release()
-            raise self._status_error(resp.status, raw, resp.headers)
+            raise self._status_error(resp.status, raw, resp.headers, headers)
         return StreamResponse(
             events=self._events(resp, done_marker),
             status=resp.status,
@@ -272,7 +286,17 @@ class UpstreamClient:
             message = f"the connection to the upstream failed ({type(exc).__name__})"
         return UpstreamConnectionError(message, provider=self.provider)
 
-    def _status_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> ProviderError:
+    def _status_error(
+        self,
+        status: int,
+        raw: bytes,
+        headers: Mapping[str, str],
+        sent: Mapping[str, str],
+    ) -> ProviderError:
+        # Upstreams sometimes echo the key they rejected ("Incorrect API key provided: ...");
+        # the error reaches clients and logs, so the keys we sent are cut out first.
+        for secret in _sent_secrets(sent):
+            raw = raw.replace(secret.encode(), b"[redacted]")
         try:
             body: Any = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
