@@ -254,8 +254,10 @@ def serve(
         raise click.ClickException(
             f"the server needs the 'server' extra: pip install 'hookgate[server]' ({exc})"
         ) from exc
-    _gateway(config_path)  # fail here, with the reason, not in every worker
-    run_server(config_path, host=host, port=port, workers=workers)
+    try:
+        run_server(config_path, host=host, port=port, workers=workers)
+    except HookgateError as exc:  # a bad plugins.toml: the reason, once, before any worker
+        raise click.ClickException(str(exc)) from exc
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

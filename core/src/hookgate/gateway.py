@@ -129,6 +129,15 @@ class Gateway:
                 await self.hooks.startup(self)
                 self._started = True
 
+    @property
+    def started(self) -> bool:
+        """Whether ``startup`` has run (and ``aclose`` not yet)."""
+        return self._started
+
+    async def readiness(self) -> list[str]:
+        """What keeps the gateway from serving, from the plugins' ``ready`` hooks; [] = ready."""
+        return await self.hooks.ready(self)
+
     async def aclose(self) -> None:
         """Close every plugin's pools and flush their buffers (``shutdown`` hook)."""
         if self._started:

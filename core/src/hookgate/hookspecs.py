@@ -125,6 +125,18 @@ def shutdown(gateway: Gateway) -> Awaitable[None] | None:
 
 
 @hookspec
+def ready(gateway: Gateway) -> Awaitable[Sequence[str] | None] | Sequence[str] | None:
+    """Report what keeps this plugin from serving: ``GET /ready`` answers 503 with them.
+
+    Return (or await to) a list of short problems, e.g. ``["redis at localhost:6379:
+    connection refused"]``; an empty list or None means ready. Called only by ``/ready``
+    (a load balancer's readiness probe), after ``startup``, never on the request path: a
+    cheap check such as a ping with a short timeout (≤ 1 s), no secrets in the text. A
+    plugin that raises is reported as not ready with the exception's type and message.
+    """
+
+
+@hookspec
 def register_routes(gateway: Gateway) -> Sequence[Any] | None:
     """Return Starlette routes to add to ``hookgate serve`` (``/metrics``, ``/v1/messages``).
 

@@ -271,6 +271,17 @@ class Hooks:
     async def shutdown(self, gateway: Gateway) -> None:
         await self._each("shutdown", {"gateway": gateway})
 
+    async def ready(self, gateway: Gateway) -> list[str]:
+        """Every plugin's readiness problems, each prefixed with the plugin's name."""
+        problems: list[str] = []
+        for impl in reversed(self._hook.ready.get_hookimpls()):
+            try:
+                found = await await_me_maybe(impl.function(*(gateway for _ in impl.argnames)))
+            except Exception as exc:
+                found = [f"readiness check failed: {type(exc).__name__}: {exc}"]
+            problems.extend(f"{impl.plugin_name}: {problem}" for problem in found or ())
+        return problems
+
     def register_routes(self, gateway: Gateway) -> list[Any]:
         routes: list[Any] = []
         for result in self._hook.register_routes(gateway=gateway):

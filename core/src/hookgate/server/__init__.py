@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+import signal
+import socket
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -32,7 +38,14 @@ def serve(
     workers: int | None = None,
     log_level: str = "warning",
 ) -> None:
-    """Run the server until SIGTERM/SIGINT; in-flight requests get time to finish."""
+    """Run the server until SIGTERM/SIGINT; in-flight requests get time to finish.
+
+    With more than one worker the app is built once, in this process, before the workers
+    are forked from it: they start at once, share the imported code's memory, and listen
+    on one socket. This process forwards SIGTERM/SIGINT to them and returns when all have
+    finished their in-flight requests (at most ``graceful_shutdown_s``).
+    """
+    _on_stop(_exit_now)  # a stop request during start-up is a clean exit too
     import uvicorn
 
     found = find_settings_file(config_path)
@@ -42,7 +55,7 @@ def serve(
     port = server.port if port is None else port
     workers = server.workers if workers is None else workers
     if workers <= 0:
-        workers = os.cpu_count() or 1
+        workers = default_workers()
     if not _is_loopback(host) and not server.api_keys:
         log.warning(
             "server_open_without_keys",
@@ -50,17 +63,110 @@ def serve(
             advice="anyone who can reach this address can spend your provider keys; "
             "set [server] api_keys in plugins.toml",
         )
+        print(
+            f"WARNING: hookgate is listening on {host}:{port} without gateway keys: anyone "
+            "who can reach it can spend your provider keys. Set [server] api_keys in "
+            "plugins.toml.",
+            file=sys.stderr,
+            flush=True,
+        )
     if found is not None:
         os.environ["HOOKGATE_CONFIG"] = str(Path(found).resolve())
-    uvicorn.run(
-        "hookgate.server.app:app_from_env",
-        factory=True,
+    from ..gateway import Gateway
+    from .app import create_app
+
+    # The app, its gateway and every plugin are built once, here, before any fork.
+    app = create_app(Gateway(settings))
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
-        workers=workers,
         log_level=log_level,
         access_log=False,
+        proxy_headers=False,
+        server_header=False,
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=int(server.graceful_shutdown_s) or None,
+        timeout_graceful_shutdown=server.graceful_shutdown_s or None,
     )
+    config.load()
+    if workers == 1:
+        sys.exit(_run_worker(config, None))
+    sys.exit(_supervise(config, config.bind_socket(), workers))
+
+
+def _on_stop(handler: Any) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, handler)
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    sys.exit(0)
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _run_worker(config: Any, sock: socket.socket | None) -> int:
+    import uvicorn
+
+    # uvicorn re-raises the signal that stopped it after its graceful shutdown; a no-op
+    # handler turns that into a normal return, so a SIGTERM'd server exits 0.
+    _on_stop(lambda *_: None)
+    worker = uvicorn.Server(config)
+    worker.run(sockets=None if sock is None else [sock])
+    return 0 if worker.started else 3
+
+
+def _supervise(config: Any, sock: socket.socket, workers: int) -> int:
+    """Fork ``workers`` processes serving ``sock``; replace one that dies; stop on a signal."""
+    stopping = False
+    children: dict[int, int] = {}
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _run_worker(config, sock)
+            except BaseException:
+                log.exception("worker_crashed")
+            finally:
+                os._exit(code)
+        children[pid] = pid
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        sock.close()  # the workers close theirs: nobody accepts new connections any more
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    _on_stop(stop)
+    for _ in range(workers):
+        spawn()
+    failed = False
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        children.pop(pid, None)
+        code = os.waitstatus_to_exitcode(status)
+        if stopping:
+            failed = failed or code not in (0, -signal.SIGTERM)
+        elif code == 3:  # could not start (port, plugin start-up): give up, say so
+            log.error("worker_failed_to_start", pid=pid)
+            stop(signal.SIGTERM, None)
+            failed = True
+        else:
+            log.error("worker_died", pid=pid, exit_code=code)
+            spawn()
+    return 1 if failed else 0

@@ -2,13 +2,19 @@
 
 Every answer, success or error, is JSON in OpenAI's shape (or an SSE stream) and carries the
 ``x-portkey-*`` / ``x-hookgate-*`` headers. Plugins add routes with ``register_routes``.
+
+The hot routes (``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings`` and
+``GET /health``) are answered by a plain ASGI fast path that skips Starlette's routing,
+``Request`` and middleware objects; it gives the same answers as the routes (which remain,
+for introspection, and serve a path a plugin overrides). Everything else goes to Starlette.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -16,8 +22,10 @@ import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import Response as StarletteResponse
+from starlette.responses import StreamingResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from ..context import Endpoint, RequestContext
 from ..errors import (
@@ -27,35 +35,28 @@ from ..errors import (
     PayloadTooLargeError,
 )
 from ..gateway import Gateway
-from ..responses import StreamResponse
+from ..responses import Response, StreamResponse
 from .headers import check_gateway_key, request_options, response_headers
 
-__all__ = ["app_from_env", "create_app", "error_response", "read_json"]
+__all__ = ["HookgateApp", "app_from_env", "create_app", "error_response", "read_json"]
 
 log = structlog.get_logger("hookgate.server")
 
 JSON = "application/json"
 
 
-def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response:
-    return Response(
+def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> StarletteResponse:
+    return StarletteResponse(
         error.to_json(), status_code=error.http_status, media_type=JSON, headers=headers
     )
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The request body as JSON; 413 past ``limit`` bytes, 400 when it is not JSON."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"the request body is larger than {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"the request body is larger than {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"the request body is larger than {limit} bytes")
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body as JSON, or the 400 that says why not."""
     if not body:
         raise BadRequestError("the request body is empty; send a JSON object", code="invalid_json")
     try:
@@ -66,7 +67,22 @@ async def read_json(request: Request, limit: int) -> Any:
         ) from exc
 
 
-ErrorRenderer = Callable[[GatewayError, dict[str, str]], Response]
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON; 413 past ``limit`` bytes, 400 when it is not JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return parse_json(b"".join(chunks))
+
+
+ErrorRenderer = Callable[[GatewayError, dict[str, str]], StarletteResponse]
 
 
 class API:
@@ -76,64 +92,86 @@ class API:
         self.gateway = gateway
         self.server = gateway.settings.server
 
+    async def answer(
+        self,
+        headers: Mapping[str, str],
+        endpoint: Endpoint,
+        body: Any,
+        read_body: Callable[[], Awaitable[Any]] | None,
+    ) -> tuple[Response | StreamResponse | GatewayError, dict[str, str]]:
+        """Run one request through the pipeline: the answer (or the error to show) and the
+        ``x-portkey-*`` headers. ``read_body`` is awaited for the JSON body after the key check."""
+        ctx: RequestContext | None = None
+        try:
+            check_gateway_key(headers, self.server)
+            if read_body is not None:
+                body = await read_body()
+            config, options = request_options(headers, self.server)
+            ctx = self.gateway.context(endpoint, body, config=config, options=options)
+            response = await self.gateway.handle(ctx)
+        except GatewayError as exc:
+            return exc, response_headers(ctx) if ctx is not None else _trace_header(headers)
+        return response, response_headers(ctx)
+
     async def handle(
         self,
         request: Request,
         endpoint: Endpoint,
         body: Any = None,
         render_error: ErrorRenderer | None = None,
-    ) -> Response:
+    ) -> StarletteResponse:
         """Run one request of ``endpoint`` through the pipeline and answer it over HTTP."""
-        ctx: RequestContext | None = None
-        try:
-            check_gateway_key(request.headers, self.server)
-            if body is None:
-                body = await read_json(request, self.server.max_body_bytes)
-            config, options = request_options(request.headers, self.server)
-            ctx = self.gateway.context(endpoint, body, config=config, options=options)
-            response = await self.gateway.handle(ctx)
-        except GatewayError as exc:
-            headers = response_headers(ctx) if ctx is not None else _trace_header(request)
+        limit = self.server.max_body_bytes
+        reader = (lambda: read_json(request, limit)) if body is None else None
+        response, headers = await self.answer(request.headers, endpoint, body, reader)
+        if isinstance(response, GatewayError):
             if render_error is not None:
-                return render_error(exc, headers)
-            return error_response(exc, headers)
-        headers = response_headers(ctx)
+                return render_error(response, headers)
+            return error_response(response, headers)
         if isinstance(response, StreamResponse):
-            return StreamingResponse(
-                _sse(response),
-                status_code=response.status,
-                media_type="text/event-stream",
-                headers={**response.headers, **headers, "cache-control": "no-cache"},
-            )
-        return Response(
+            return _streaming(response, headers)
+        return StarletteResponse(
             response.body,
             status_code=response.status,
             media_type=JSON,
             headers={**response.headers, **headers},
         )
 
-    async def chat_completions(self, request: Request) -> Response:
+    async def chat_completions(self, request: Request) -> StarletteResponse:
         return await self.handle(request, "chat.completions")
 
-    async def completions(self, request: Request) -> Response:
+    async def completions(self, request: Request) -> StarletteResponse:
         return await self.handle(request, "completions")
 
-    async def embeddings(self, request: Request) -> Response:
+    async def embeddings(self, request: Request) -> StarletteResponse:
         return await self.handle(request, "embeddings")
 
-    async def models(self, request: Request) -> Response:
+    async def models(self, request: Request) -> StarletteResponse:
         return await self.handle(request, "models", body={})
 
-    async def health(self, request: Request) -> Response:
-        return Response(b'{"status":"ok"}', media_type=JSON)
+    async def health(self, request: Request) -> StarletteResponse:
+        return StarletteResponse(_HEALTHY, media_type=JSON)
 
-    async def ready(self, request: Request) -> Response:
+    async def ready(self, request: Request) -> StarletteResponse:
+        """200 when every plugin is loaded and started and no plugin reports a problem with
+        its backends (``ready`` hook); 503 with the problems otherwise."""
+        problems: list[str] = []
+        if not self.gateway.started:
+            problems.append("the gateway has not started")
+        else:
+            problems.extend(await self.gateway.readiness())
         body = {
-            "status": "ready",
+            "status": "not ready" if problems else "ready",
+            "problems": problems,
             "plugins": [p.name for p in self.gateway.plugins],
             "providers": sorted(self.gateway.providers),
         }
-        return Response(orjson.dumps(body), media_type=JSON)
+        return StarletteResponse(
+            orjson.dumps(body), status_code=503 if problems else 200, media_type=JSON
+        )
+
+
+_HEALTHY = b'{"status":"ok"}'
 
 
 def endpoint_route(
@@ -148,15 +186,24 @@ def endpoint_route(
     (``/v1/messages``). ``render_error`` shapes errors for that API's clients."""
     api = API(gateway)
 
-    async def handler(request: Request) -> Response:
+    async def handler(request: Request) -> StarletteResponse:
         return await api.handle(request, endpoint, render_error=render_error)
 
     return Route(path, handler, methods=["POST"])
 
 
-def _trace_header(request: Request) -> dict[str, str]:
-    trace = request.headers.get("x-portkey-trace-id", "")
+def _trace_header(headers: Mapping[str, str]) -> dict[str, str]:
+    trace = headers.get("x-portkey-trace-id", "")
     return {"x-portkey-trace-id": trace, "x-hookgate-trace-id": trace}
+
+
+def _streaming(response: StreamResponse, headers: dict[str, str]) -> StreamingResponse:
+    return StreamingResponse(
+        _sse(response),
+        status_code=response.status,
+        media_type="text/event-stream",
+        headers={**response.headers, **headers, "cache-control": "no-cache"},
+    )
 
 
 async def _sse(response: StreamResponse) -> AsyncIterator[bytes]:
@@ -170,11 +217,14 @@ async def _sse(response: StreamResponse) -> AsyncIterator[bytes]:
         else:
             yield b"event: error\ndata: " + exc.to_json() + b"\n\n"
         return
+    finally:
+        # The client went away (or the stream ended): release the upstream at once.
+        await response.aclose()
     if response.done_marker:
         yield b"data: [DONE]\n\n"
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
+async def _not_found(request: Request, exc: Exception) -> StarletteResponse:
     if isinstance(exc, HTTPException) and exc.status_code == 405:
         error = GatewayError(
             f"{request.method} is not allowed on {request.url.path}",
@@ -186,15 +236,153 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return error_response(NotFoundError(f"no route for {request.method} {request.url.path}"))
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
+async def _internal_error(request: Request, exc: Exception) -> StarletteResponse:
     log.error("unhandled_error", path=request.url.path, exc_info=exc)
     return error_response(GatewayError("internal error", code="internal_error"))
+
+
+# ---- the fast path --------------------------------------------------------------------
+
+_FAST_POST: dict[str, Endpoint] = {
+    "/v1/chat/completions": "chat.completions",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+}
+_JSON_HEADER = (b"content-type", b"application/json")
+_HEALTH_HEADERS = [_JSON_HEADER, (b"content-length", str(len(_HEALTHY)).encode())]
+
+
+def _latin1(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+class HookgateApp(Starlette):
+    """Starlette, plus the fast path for the hot routes (see the module docstring)."""
+
+    def __init__(self, api: API, routes: list[BaseRoute], **kwargs: Any) -> None:
+        super().__init__(routes=routes, **kwargs)
+        self.api = api
+        taken = {getattr(route, "path", None) for route in routes[: -len(_CORE_PATHS)]}
+        self._fast_post = {p: e for p, e in _FAST_POST.items() if p not in taken}
+        self._fast_health = "/health" not in taken
+        self._limit = api.server.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            method = scope["method"]
+            if method == "POST":
+                endpoint = self._fast_post.get(path)
+                if endpoint is not None:
+                    return await self._post(endpoint, scope, receive, send)
+            elif method == "GET" and path == "/health" and self._fast_health:
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": _HEALTH_HEADERS}
+                )
+                return await send({"type": "http.response.body", "body": _HEALTHY})
+        await super().__call__(scope, receive, send)
+
+    async def _post(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key = name.decode("latin-1").lower()
+            if key not in headers:  # the first of repeated headers, as Starlette's get()
+                headers[key] = value.decode("latin-1")
+        limit = self._limit
+
+        async def read_body() -> Any:
+            declared = headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise _too_large(limit)
+            body = b""
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    raise BadRequestError("the client went away", code="client_disconnected")
+                body += message.get("body", b"")
+                if len(body) > limit:
+                    raise _too_large(limit)
+                if not message.get("more_body", False):
+                    return parse_json(body)
+
+        try:
+            response, extra = await self.api.answer(headers, endpoint, None, read_body)
+            if isinstance(response, StreamResponse):
+                return await _relay_stream(response, extra, receive, send)
+            if isinstance(response, GatewayError):
+                status, body, out = response.http_status, response.to_json(), extra
+            else:
+                assert isinstance(response, Response)
+                status, body = response.status, response.body
+                out = {**response.headers, **extra} if response.headers else extra
+        except Exception as exc:  # a bug of ours: a clean 500, the traceback in the log
+            log.error("unhandled_error", path=scope["path"], exc_info=exc)
+            error = GatewayError("internal error", code="internal_error")
+            status, body, out = error.http_status, error.to_json(), {}
+        raw = _latin1(out)
+        raw.append(_JSON_HEADER)
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+]
+
+
+async def _relay_stream(
+    response: StreamResponse, extra: dict[str, str], receive: Receive, send: Send
+) -> None:
+    """Send an SSE answer as it comes; when the client hangs up, stop at once and close the
+    upstream (the same behaviour as Starlette's ``StreamingResponse``, for less work)."""
+    headers = {**response.headers, **extra} if response.headers else extra
+    headers.pop("cache-control", None)
+    raw = _latin1(headers)
+    raw.extend(_SSE_HEADERS)
+    task = asyncio.current_task()
+    assert task is not None
+    finished = False
+
+    def hung_up(watcher: asyncio.Future[Any]) -> None:
+        if not finished and not watcher.cancelled():
+            task.cancel()
+
+    watcher = asyncio.ensure_future(receive())  # http.disconnect: the client went away
+    watcher.add_done_callback(hung_up)
+    events = _sse(response)
+    try:
+        await send({"type": "http.response.start", "status": response.status, "headers": raw})
+        async for chunk in events:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finished = True
+        await send({"type": "http.response.body", "body": b""})
+    except asyncio.CancelledError:
+        if finished or not watcher.done():
+            raise  # not the client hanging up: the server is stopping
+        task.uncancel()
+    finally:
+        finished = True
+        watcher.cancel()
+        await events.aclose()
+        await response.aclose()
+
+
+_CORE_PATHS = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/models",
+    "/health",
+    "/ready",
+)
 
 
 def create_app(gateway: Gateway) -> Starlette:
     """The ASGI app serving ``gateway``; plugins' routes come first, so they may add paths."""
     api = API(gateway)
-    routes = [
+    routes: list[BaseRoute] = [
         *gateway.hooks.register_routes(gateway),
         Route("/v1/chat/completions", api.chat_completions, methods=["POST"]),
         Route("/v1/completions", api.completions, methods=["POST"]),
@@ -212,8 +400,9 @@ def create_app(gateway: Gateway) -> Starlette:
         finally:
             await gateway.aclose()
 
-    return Starlette(
-        routes=routes,
+    return HookgateApp(
+        api,
+        routes,
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_found, Exception: _internal_error},
     )
