@@ -8,10 +8,19 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+import structlog
 from hookgate import Gateway
 
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.servers import RedisServer, ServerThread, UvicornServer, serving
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """A CLI run configures structlog process-wide (level filter, renderer); undo it after
+    each test so the next one sees the defaults and ``capture_logs`` sees every event."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

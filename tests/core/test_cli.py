@@ -32,10 +32,8 @@ def test_check_summarises_a_good_file():
     result = run("check", "--config", "plugins.toml")
     assert result.exit_code == 0, result.output
     assert "ok: plugins.toml" in result.output
-    assert (
-        "providers: 01-ai, deepseek, groq, lingyi, mistral-ai, mock, ollama, openai,"
-        in result.output
-    )
+    assert "providers: 01-ai, anthropic, azure-openai, deepseek, gemini, google," in result.output
+    assert "strategies: single, fallback, loadbalance" in result.output
 
 
 def test_plugins_lists_installed_and_enabled(write_toml):

@@ -195,5 +195,7 @@ def test_gateway_from_reference_file_serves(serve):
             json={"model": "m", "messages": HELLO},
             headers={"x-portkey-config": "pc-mock-fallback"},
         )
-        assert response.status_code == 400  # needs the fallback plugin, which this wave adds
-        assert "fallback" in response.json()["error"]["message"]
+        assert response.status_code == 200, response.text  # the fallback plugin is enabled
+        # The reference config's first target fails on purpose; the second answers.
+        assert response.json()["model"] == "mock-secondary"
+        assert response.headers["x-portkey-last-used-option-index"] == "config.targets[1]"

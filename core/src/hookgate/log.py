@@ -95,5 +95,6 @@ def configure_logging(level: str = "warning", json: bool | None = None) -> None:
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # No cache_logger_on_first_use: a cached module-level logger would keep this
+        # configuration for good, and an embedding app (or a test) could not change it later.
     )
