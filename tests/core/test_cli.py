@@ -68,3 +68,24 @@ def test_chat_reports_errors_without_a_traceback(write_toml):
     assert result.exit_code == 1
     assert "400: config: unknown provider 'nope'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_plugin_commands_come_from_the_named_file(write_toml, tmp_path, monkeypatch):
+    path = write_toml(
+        """
+        [gateway]
+        plugins = ["mock", "logging"]
+        [plugins.logging]
+        log_to = "none"
+        store = { path = "logs.db" }
+    """,
+        name="with-logging.toml",
+    )
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    monkeypatch.chdir(empty)  # no ./plugins.toml here: only --config can enable logging
+    monkeypatch.delenv("HOOKGATE_CONFIG", raising=False)
+    monkeypatch.setattr("sys.argv", ["hookgate", "logs", "--config", str(path)])
+    result = CliRunner().invoke(cli, ["logs", "--config", str(path)], catch_exceptions=False)
+    assert "No such command" not in result.output
+    assert "no log store at" in result.output and "logs.db" in result.output

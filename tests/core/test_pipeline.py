@@ -400,3 +400,27 @@ def _completion(content: str) -> dict:
             }
         ],
     }
+
+
+async def test_aliases_resolve_to_the_canonical_provider(gw):
+    class Nicknamed:
+        providers = ("canonical", "nick")
+        aliases = {"nick": "canonical"}
+
+        @__import__("hookgate").hookimpl
+        def call_provider(self, ctx, target):
+            if target.provider != "canonical":
+                return None
+            key = target.api_key
+
+            async def answer():
+                return __import__("hookgate").Response.from_json(_completion(f"key={key}"))
+
+            return answer()
+
+    gw.register(Nicknamed(), "nicknamed")
+    answer = await gw.chat.completions.create(
+        model="m", messages=HELLO, options=CallOptions(provider="NICK", api_key="caller-key")
+    )
+    assert answer.hookgate.provider == "canonical"
+    assert answer.choices[0].message.content == "key=caller-key"

@@ -48,7 +48,7 @@ class _PluginCommands(click.Group):
         try:
             from .plugins import Hooks, load_plugins
 
-            pm, _ = load_plugins(load_settings(None))
+            pm, _ = load_plugins(load_settings(_config_in(sys.argv[1:])))
         except HookgateError:
             return  # `hookgate check` explains the problem
         Hooks(pm).register_commands(self)
@@ -63,6 +63,16 @@ class _PluginCommands(click.Group):
             self._load_plugin_commands()
             command = super().get_command(ctx, cmd_name)
         return command
+
+
+def _config_in(args: list[str]) -> str | None:
+    """The ``--config`` a command line names: it decides which plugins add commands."""
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--config="):
+            return arg.partition("=")[2]
+    return None
 
 
 @click.group(cls=_PluginCommands)

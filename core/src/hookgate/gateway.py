@@ -115,6 +115,7 @@ class Gateway:
     def _refresh_capabilities(self) -> None:
         self.providers = frozenset(p for loaded in self.plugins for p in loaded.providers)
         self.strategies = frozenset(s for loaded in self.plugins for s in loaded.strategies)
+        self.aliases = {a: c for loaded in self.plugins for a, c in loaded.aliases.items()}
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -180,6 +181,7 @@ class Gateway:
             self.settings,
             providers=self.providers,
             strategies=self.strategies,
+            aliases=self.aliases,
             config_id=config_id,
         )
         timeout = options.timeout or plan.root.request_timeout or self.settings.gateway.timeout

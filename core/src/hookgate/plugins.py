@@ -7,7 +7,8 @@ Only plugins named in ``[gateway] plugins`` are registered: an entry point in gr
 A plugin is a class or a module with ``@hookimpl`` functions. A class may declare a pydantic
 ``Settings`` model: the loader validates the plugin's ``[plugins.<name>]`` table with it and
 calls ``Plugin(settings)``. Optional class attributes tell the core what the plugin serves:
-``providers`` (provider names for ``call_provider``) and ``strategies`` (strategy modes).
+``providers`` (provider names for ``call_provider``), ``aliases`` (alias -> canonical
+provider name; the plan carries the canonical one) and ``strategies`` (strategy modes).
 
 :class:`Hooks` is the one place ``pm.hook`` is called, behind typed async methods.
 """
@@ -65,6 +66,8 @@ class LoadedPlugin:
     settings: BaseModel | None = None
     providers: tuple[str, ...] = ()
     strategies: tuple[str, ...] = ()
+    aliases: dict[str, str] = field(default_factory=dict)
+    """Alias -> canonical provider name (``yi`` -> ``lingyi``)."""
     hooks: list[str] = field(default_factory=list)
 
 
@@ -176,6 +179,7 @@ def describe_plugin(
         settings=settings,
         providers=tuple(p.lower() for p in getattr(plugin, "providers", ())),
         strategies=tuple(getattr(plugin, "strategies", ())),
+        aliases={k.lower(): v.lower() for k, v in dict(getattr(plugin, "aliases", {})).items()},
     )
 
 

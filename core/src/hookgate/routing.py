@@ -135,7 +135,13 @@ class RequestTarget:
 
 
 def candidates(node: Node, route_order: Mapping[str, list[int]]) -> Iterator[Target]:
-    """Targets to try, in order."""
+    """Targets to try, in order.
+
+    Lazy, and a contract strategy plugins rely on: a group's list in ``route_order`` is read
+    as the iteration reaches it, so an ``on_error`` implementation may delete the entries of
+    a group that are not tried yet (a group declining to fall back hands the decision to
+    the group around it).
+    """
     if isinstance(node, Target):
         yield node
         return
@@ -157,12 +163,17 @@ def build_plan(
     *,
     providers: Collection[str],
     strategies: Collection[str],
+    aliases: Mapping[str, str] = _EMPTY,
     config_id: str | None = None,
 ) -> Plan:
-    """Resolve a config into a plan; raise :class:`ConfigError` saying what is wrong."""
+    """Resolve a config into a plan; raise :class:`ConfigError` saying what is wrong.
+
+    Provider names are lower-cased and aliases replaced by their canonical name, so
+    ``call_provider``, headers and logs all see ``lingyi`` whether a client said ``yi``.
+    """
     if config is None:
         config = Config()
-    builder = _Builder(request, settings, providers, strategies)
+    builder = _Builder(request, settings, providers, strategies, aliases)
     return Plan(root=builder.node(config, "config", None, 0, _EMPTY), config_id=config_id)
 
 
@@ -173,11 +184,13 @@ class _Builder:
         settings: Settings,
         providers: Collection[str],
         strategies: Collection[str],
+        aliases: Mapping[str, str],
     ) -> None:
         self.request = request
         self.settings = settings
         self.providers = providers
         self.strategies = strategies
+        self.aliases = aliases
 
     def node(
         self,
@@ -260,6 +273,7 @@ class _Builder:
                 code="missing_provider",
             )
         provider = provider.lower()
+        provider = self.aliases.get(provider, provider)
         if provider not in self.providers:
             known = ", ".join(sorted(self.providers)) or "none"
             raise ConfigError(
@@ -268,7 +282,8 @@ class _Builder:
             )
         # Portkey forwards the caller's Authorization key to targets without their own;
         # hookgate never forwards it to a provider other than the one the caller named.
-        if api_key is None and (request.provider is None or request.provider.lower() == provider):
+        named = request.provider.lower() if request.provider else None
+        if api_key is None and (named is None or self.aliases.get(named, named) == provider):
             api_key = request.api_key
         if custom_host is not None:
             self.check_custom_host(custom_host, path)

@@ -467,7 +467,7 @@ async def test_alias_key_and_custom_host(make_gateway, fake_gemini):
             messages=HELLO,
             config={"provider": "Gemini", "api_key": "target-key", "custom_host": fake_gemini.url},
         )
-        assert result.hookgate.provider == "gemini"
+        assert result.hookgate.provider == "google"  # the alias resolves to Portkey's slug
         result = await gateway.chat.completions.create(
             model="gemini-2.0-flash",
             messages=HELLO,

@@ -115,7 +115,7 @@ async def test_each_preset_and_alias_sends_its_auth_to_a_custom_host(
             config={"provider": name, "api_key": f"key-{name}", "custom_host": fake_openai.url},
         )
     assert answer.choices[0].message.content == "fake: hello"
-    assert answer.hookgate.provider == name
+    assert answer.hookgate.provider == ALIASES.get(name, name)  # aliases report the slug
     [call] = fake_openai.calls()
     if ALIASES.get(name, name) in KEYLESS:
         assert "authorization" not in call.headers  # a local server: the key stays home
@@ -241,7 +241,7 @@ def test_openai_sdk_through_hookgate_serve_to_a_preset(make_gateway, fake_openai
         with pytest.raises(openai.InternalServerError) as err:
             client.chat.completions.create(model="yi-lightning", messages=HELLO)
     assert raw.parse().choices[0].message.content == "fake: hello"
-    assert raw.headers["x-portkey-provider"] == "yi"
+    assert raw.headers["x-portkey-provider"] == "lingyi"  # the alias resolves to the slug
     assert fake_openai.calls()[0].headers["authorization"] == "Bearer yi-caller-key"
     assert err.value.status_code == 503
     assert err.value.body["message"] == "lingyi error: fake upstream error 503"
