@@ -36,12 +36,14 @@ from .models import (
 from .pipeline import Pipeline
 from .plugins import Hooks, check_sync_hooks, describe_plugin, load_plugins
 from .responses import Response, SSEEvent, StreamResponse
-from .routing import RequestTarget, build_plan
+from .routing import Plan, RequestTarget, build_plan
 from .settings import Settings, load_settings
 
 __all__ = ["CallOptions", "ChunkStream", "Gateway", "SyncGateway"]
 
 T = TypeVar("T", bound=BaseModel)
+
+_PLAN_CACHE_SIZE = 1024
 
 
 @dataclass(slots=True, kw_only=True)
@@ -113,6 +115,7 @@ class Gateway:
         raise KeyError(name)
 
     def _refresh_capabilities(self) -> None:
+        self._plans: dict[tuple[Any, RequestTarget], tuple[Config | None, Plan]] = {}
         self.providers = frozenset(p for loaded in self.plugins for p in loaded.providers)
         self.strategies = frozenset(s for loaded in self.plugins for s in loaded.strategies)
         self.aliases = {a: c for loaded in self.plugins for a, c in loaded.aliases.items()}
@@ -165,25 +168,23 @@ class Gateway:
         """Validate a request and resolve its routing plan; raise a 4xx :class:`GatewayError`."""
         validate_request(endpoint, body)
         options = options or CallOptions()
-        config_id = None
-        if isinstance(config, str) and not config.lstrip().startswith("{"):
-            config_id = config.strip()
-            config = self.settings.named_config(config_id)
-        resolved = None if config is None else parse_config(config)  # type: ignore[arg-type]
-        plan = build_plan(
-            resolved,
-            RequestTarget(
-                provider=options.provider,
-                api_key=options.api_key,
-                custom_host=options.custom_host,
-                virtual_key=options.virtual_key,
-            ),
-            self.settings,
-            providers=self.providers,
-            strategies=self.strategies,
-            aliases=self.aliases,
-            config_id=config_id,
+        request = RequestTarget(
+            provider=options.provider,
+            api_key=options.api_key,
+            custom_host=options.custom_host,
+            virtual_key=options.virtual_key,
         )
+        # Servers see the same few routings over and over (a config header's text, a provider
+        # and key): a resolved plan is immutable, so it is built once per distinct input.
+        key = (config, request) if config is None or isinstance(config, str) else None
+        cached = self._plans.get(key) if key is not None else None
+        if cached is None:
+            cached = self._resolve(config, request)
+            if key is not None:
+                if len(self._plans) >= _PLAN_CACHE_SIZE:
+                    self._plans.pop(next(iter(self._plans)))
+                self._plans[key] = cached
+        resolved, plan = cached
         timeout = options.timeout or plan.root.request_timeout or self.settings.gateway.timeout
         return RequestContext(
             endpoint=endpoint,
@@ -197,6 +198,25 @@ class Gateway:
             cache_namespace=options.cache_namespace,
             timeout=timeout,
         )
+
+    def _resolve(
+        self, config: Config | Mapping[str, Any] | str | None, request: RequestTarget
+    ) -> tuple[Config | None, Plan]:
+        config_id = None
+        if isinstance(config, str) and not config.lstrip().startswith("{"):
+            config_id = config.strip()
+            config = self.settings.named_config(config_id)
+        resolved = None if config is None else parse_config(config)  # type: ignore[arg-type]
+        plan = build_plan(
+            resolved,
+            request,
+            self.settings,
+            providers=self.providers,
+            strategies=self.strategies,
+            aliases=self.aliases,
+            config_id=config_id,
+        )
+        return resolved, plan
 
     async def handle(self, ctx: RequestContext) -> Response | StreamResponse:
         """Run ``ctx`` through the pipeline. Raises the error the client should see."""

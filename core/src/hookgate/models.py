@@ -77,12 +77,30 @@ _REQUEST_MODELS: dict[str, type[OpenAIModel]] = {
 }
 
 
+def _plainly_valid_chat(body: dict[str, Any]) -> bool:
+    """A cheap check that a chat request is one ChatCompletionRequest accepts. False only
+    means "not sure": pydantic then decides, and words the error."""
+    model, messages = body.get("model"), body.get("messages")
+    if not (type(model) is str and model and type(messages) is list and messages):
+        return False
+    for message in messages:
+        if not (type(message) is dict and type(message.get("role")) is str):
+            return False
+        content = message.get("content")
+        if not (content is None or type(content) is str or type(content) is list):
+            return False
+    stream, n = body.get("stream"), body.get("n")
+    return (stream is None or type(stream) is bool) and (n is None or (type(n) is int and n >= 1))
+
+
 def validate_request(endpoint: str, body: Any) -> None:
     """Raise :class:`BadRequestError` naming the first problem of a request body."""
     if not isinstance(body, dict):
         raise BadRequestError(
             f"request body must be a JSON object, not {type(body).__name__}", code="invalid_body"
         )
+    if endpoint == "chat.completions" and _plainly_valid_chat(body):
+        return
     model = _REQUEST_MODELS.get(endpoint)
     if model is None:
         return
