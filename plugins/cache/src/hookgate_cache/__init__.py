@@ -138,6 +138,12 @@ class Plugin:
     # ---- life cycle ---------------------------------------------------------------------
 
     @hookimpl
+    async def ready(self, gateway: Gateway) -> list[str]:
+        check = getattr(self.backend, "problem", None)
+        problem = await check() if check is not None else None
+        return [problem] if problem else []
+
+    @hookimpl
     async def startup(self, gateway: Gateway) -> None:
         mine = {p.name for p in gateway.plugins if p.plugin is self}
         # In semantic mode a miss is the semantic cache's to report; alone, we report it.

@@ -147,6 +147,16 @@ class RedisBackend:
         if client is not None:
             await client.aclose(close_connection_pool=True)
 
+    async def problem(self) -> str | None:
+        """Why Redis cannot serve now (for ``/ready``), or None: a PING within a second."""
+        if self._client is None:
+            return f"redis at {self.address}: not connected"
+        try:
+            await asyncio.wait_for(self._client.ping(), timeout=1.0)
+        except (TimeoutError, *self._errors) as exc:
+            return f"redis at {self.address}: {_describe(exc)}"
+        return None
+
     async def get(self, key: str) -> Entry | None:
         client = self._client
         if client is None or self._skip_until > time.monotonic():

@@ -118,6 +118,16 @@ class Plugin:
         )
 
     @hookimpl
+    async def ready(self, gateway: Gateway) -> list[str]:
+        if self.shared is None:
+            return []
+        try:
+            await asyncio.wait_for(self.shared.client.ping(), timeout=1.0)
+        except Exception as exc:  # any failure to answer a PING means not ready
+            return [f"circuit-breaker redis: {type(exc).__name__}"]
+        return []
+
+    @hookimpl
     async def shutdown(self, gateway: Gateway) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

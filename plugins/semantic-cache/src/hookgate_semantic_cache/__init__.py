@@ -274,6 +274,19 @@ class Plugin:
             self._pruner = asyncio.create_task(self._prune_every(settings.prune_interval))
 
     @hookimpl
+    async def ready(self, gateway: Gateway) -> list[str]:
+        """A Chroma server that does not answer makes the gateway not ready (it would serve,
+        but without the semantic cache); the embedded store is this process's own."""
+        if self.store is None or self.settings.chroma_url is None:
+            return []
+        try:
+            await self._chroma(self.settings.lookup_timeout, self.store.count)
+        except Exception as exc:  # unreachable, hung or failing: all mean "not ready"
+            self.store.reset()
+            return [f"chroma at {self.settings.chroma_url}: {type(exc).__name__}"]
+        return []
+
+    @hookimpl
     async def shutdown(self, gateway: Gateway) -> None:
         if self._pruner is not None:
             self._pruner.cancel()
