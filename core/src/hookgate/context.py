@@ -149,6 +149,11 @@ class RequestContext:
             return self.body
         return {**self.body, **target.override_params}
 
+    def forwarded_headers(self, target: Target) -> dict[str, str]:
+        """The incoming headers ``target`` forwards upstream (its ``forward_headers``)."""
+        headers = self.headers
+        return {name: headers[name] for name in target.forward_headers if name in headers}
+
     @property
     def retry_attempt_count(self) -> int:
         """Retries on the last target tried; -1 when the retry plugin ran out of attempts."""

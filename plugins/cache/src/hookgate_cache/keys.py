@@ -47,12 +47,8 @@ def cache_key(
     for target in ctx.plan.leaves():
         if keys is not None:
             keys.add(target.api_key or "")
-        for name in target.forward_headers:
-            value = ctx.headers.get(name)
-            if value is not None:
-                if forwarded is None:
-                    forwarded = {}
-                forwarded[name] = value
+        if target.forward_headers:
+            forwarded = {**(forwarded or {}), **ctx.forwarded_headers(target)} or None
     try:
         material = orjson.dumps(
             (

@@ -166,9 +166,7 @@ class Plugin:
     def headers(self, ctx: RequestContext, target: Target) -> dict[str, str]:
         settings = self.settings
         headers = dict(settings.headers)
-        for name in target.forward_headers:
-            if name in ctx.headers:
-                headers[name] = ctx.headers[name]
+        headers.update(ctx.forwarded_headers(target))
         version = settings.anthropic_version
         beta = list(settings.beta)
         if ctx.endpoint == "messages":  # the client speaks Anthropic: its version and betas

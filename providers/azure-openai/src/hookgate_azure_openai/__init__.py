@@ -126,9 +126,7 @@ class Plugin:
 
     def headers(self, ctx: RequestContext, target: Target) -> dict[str, str]:
         headers = dict(self.settings.headers)
-        for name in target.forward_headers:
-            if name in ctx.headers:
-                headers[name] = ctx.headers[name]
+        headers.update(ctx.forwarded_headers(target))
         options = target.options
         token = _option(options, "azure_ad_token", "azureAdToken")
         auth = _option(options, "azure_auth_mode", "azureAuthMode") or self.settings.auth

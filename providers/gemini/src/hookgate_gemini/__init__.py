@@ -89,9 +89,7 @@ class Plugin:
 
     def headers(self, ctx: RequestContext, target: Target) -> dict[str, str]:
         headers = dict(self.settings.headers)
-        for name in target.forward_headers:
-            if name in ctx.headers:
-                headers[name] = ctx.headers[name]
+        headers.update(ctx.forwarded_headers(target))
         key = target.api_key or self.settings.api_key
         if key:
             headers["x-goog-api-key"] = key

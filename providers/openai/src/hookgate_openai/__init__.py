@@ -220,9 +220,7 @@ class Plugin:
     ) -> dict[str, str]:
         upstream = upstream or self._upstreams["openai"]
         headers = dict(upstream.headers)
-        for name in target.forward_headers:
-            if name in ctx.headers:
-                headers[name] = ctx.headers[name]
+        headers.update(ctx.forwarded_headers(target))
         key = upstream.api_key if upstream.auth == "none" else target.api_key or upstream.api_key
         if key:
             headers["authorization"] = f"Bearer {key}"
