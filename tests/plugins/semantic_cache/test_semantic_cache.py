@@ -408,7 +408,7 @@ async def test_a_process_may_run_without_the_folder_when_told_to(tmp_path: Path)
         with structlog.testing.capture_logs() as logs:
             async with Gateway(settings(table)) as second:
                 text, status, _ = await ask(second, "How do I reset my password?")
-        assert (text, status) == ("[mock] you said: How do I reset my password?", "DISABLED")
+        assert (text, status) == ("[mock] you said: How do I reset my password?", "SEMANTIC MISS")
         assert any(e["event"] == "semantic_cache_disabled" for e in logs)
         await ask(first, "How do I reset my password?")
         assert (await ask(first, "How can I reset my password?"))[1] == "SEMANTIC HIT"

@@ -367,7 +367,13 @@ class Plugin:
 
     @hookimpl(trylast=True)
     async def cache_lookup(self, ctx: RequestContext) -> Response | StreamResponse | None:
-        if ctx.endpoint not in _CACHEABLE or self.store is None:
+        if ctx.endpoint not in _CACHEABLE:
+            return None
+        if self.store is None:
+            # Asked for, but this process runs without a store (on_folder_in_use = "disable"):
+            # a miss, as when Chroma is down, not "DISABLED".
+            if ctx.cache_status == "DISABLED" and self._max_age(ctx) is not None:
+                ctx.cache_status = "SEMANTIC MISS"
             return None
         max_age = self._max_age(ctx)
         if max_age is None:
