@@ -30,7 +30,7 @@ import orjson
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
-from .servers import ServerThread, free_port
+from .servers import FakeServer, ServerThread
 
 # Fields of POST /v1/messages: the SDK's request type, plus the sampling parameters the API
 # reference documents (this SDK release no longer lists temperature, top_p and top_k).
@@ -147,26 +147,19 @@ def check_request(body: Any) -> str | None:
 _ADAPTER = _adapter()
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeServer):
     """The fake; start it with :meth:`start` in a :class:`ServerThread`."""
 
     def __init__(self, thread: ServerThread) -> None:
-        self.thread = thread
-        self.port = free_port()
+        super().__init__(thread)
         self.requests: list[Received] = []
         self._script: deque[Reply] = deque()
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
         """The base URL a provider or custom_host points at (with ``/v1``)."""
         return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def host(self) -> str:
-        """What the anthropic SDK takes as ``base_url`` (it adds ``/v1/messages``)."""
-        return f"http://127.0.0.1:{self.port}"
 
     def script(self, *replies: Reply | int) -> None:
         """Queue replies; a bare int is that status with Anthropic's error body."""
@@ -180,18 +173,8 @@ class FakeAnthropic:
         app = web.Application()
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_get("/v1/models", self._models)
-
-        async def begin() -> None:
-            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-        self.thread.run(begin())
+        self.serve(app)
         return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            self.thread.run(self._runner.cleanup())
 
     # ---- handlers -----------------------------------------------------------------------
 

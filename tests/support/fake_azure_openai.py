@@ -42,13 +42,7 @@ class FakeAzureOpenAI(FakeOpenAI):
         app.router.add_post(base + "/completions", self._azure(self._completions))
         app.router.add_post(base + "/embeddings", self._azure(self._embeddings))
         app.router.add_get("/openai/models", self._azure(self._models))
-
-        async def begin() -> None:
-            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-        self.thread.run(begin())
+        self.serve(app)
         return self
 
     def _azure(self, handler: Any) -> Any:

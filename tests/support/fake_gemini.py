@@ -23,7 +23,7 @@ from aiohttp import web
 from google.genai import types
 from pydantic import BaseModel, ValidationError
 
-from .servers import ServerThread, free_port
+from .servers import FakeServer, ServerThread
 
 # Top-level request fields of generateContent and the SDK type that validates each item.
 _REQUEST_FIELDS: dict[str, tuple[type[BaseModel], bool]] = {
@@ -164,21 +164,14 @@ def echo_events(body: dict[str, Any], model: str) -> list[dict[str, Any]]:
     return events
 
 
-class FakeGemini:
+class FakeGemini(FakeServer):
     """The fake; start it with :meth:`start` in a :class:`ServerThread`."""
 
     def __init__(self, thread: ServerThread) -> None:
-        self.thread = thread
-        self.port = free_port()
+        super().__init__(thread)
         self.requests: list[GeminiReceived] = []
         self.problems: list[str] = []
         self._script: deque[GeminiReply] = deque()
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def host(self) -> str:
-        """What the google-genai SDK takes as ``base_url`` (it adds ``/v1beta``)."""
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
@@ -199,18 +192,8 @@ class FakeGemini:
         app.router.add_get("/v1beta/models", self._models)
         # "{model}:{action}" in one path segment: matched by hand (aiohttp's {name} stops at ":").
         app.router.add_post(r"/v1beta/models/{spec:[^/]+}", self._post)
-
-        async def begin() -> None:
-            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-        self.thread.run(begin())
+        self.serve(app)
         return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            self.thread.run(self._runner.cleanup())
 
     # ---- validation ---------------------------------------------------------------------
 

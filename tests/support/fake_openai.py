@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .servers import ServerThread, free_port
+from .servers import FakeServer, ServerThread
 
 
 @dataclass
@@ -74,26 +74,20 @@ class Received:
     """answered, failed, dropped, or disconnected (the client went away mid-stream)."""
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
     """The fake; start it with :meth:`start` in a :class:`ServerThread`."""
 
     def __init__(self, thread: ServerThread) -> None:
-        self.thread = thread
-        self.port = free_port()
+        super().__init__(thread)
         self.requests: list[Received] = []
         self._script: deque[Reply] = deque()
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
         self.default = Reply()
 
     @property
     def url(self) -> str:
         """The base URL a provider or custom_host points at (with ``/v1``)."""
         return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def host(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def script(self, *replies: Reply | int) -> None:
         """Queue replies; a bare int is that status with OpenAI's error body."""
@@ -115,18 +109,8 @@ class FakeOpenAI:
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
-
-        async def begin() -> None:
-            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-        self.thread.run(begin())
+        self.serve(app)
         return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            self.thread.run(self._runner.cleanup())
 
     # ---- handlers -----------------------------------------------------------------------
 

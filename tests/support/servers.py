@@ -47,6 +47,37 @@ class ServerThread:
         self.loop.close()
 
 
+class FakeServer:
+    """Base of the fake upstreams: an aiohttp.web app on a free loopback port, served from a
+    :class:`ServerThread`. aiohttp rather than ASGI, because a fake must be able to drop a
+    connection before answering or in the middle of a stream."""
+
+    def __init__(self, thread: ServerThread) -> None:
+        self.thread = thread
+        self.port = free_port()
+        self._runner: Any = None
+
+    @property
+    def host(self) -> str:
+        """``http://127.0.0.1:<port>``: what SDKs take as their base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def serve(self, app: Any) -> None:
+        from aiohttp import web
+
+        async def begin() -> None:
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+        self.thread.run(begin())
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self.thread.run(self._runner.cleanup())
+            self._runner = None
+
+
 class UvicornServer:
     """An ASGI app served by uvicorn on a free loopback port, in a :class:`ServerThread`."""
 
