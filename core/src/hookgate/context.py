@@ -19,8 +19,10 @@ Endpoint = Literal["chat.completions", "completions", "embeddings", "models", "m
 
 
 def new_trace_id() -> str:
-    # Unique, not secret: no system call per request (os.urandom costs one).
-    return f"{getrandbits(128):032x}"
+    """32 hex digits, the milliseconds since the epoch first (as in UUIDv7), then 80 random
+    bits: ids sort by time, so an index on them (the log store's) grows at its end instead of
+    splitting pages at random. Unique, not secret: no system call (os.urandom costs one)."""
+    return f"{time.time_ns() // 1_000_000:012x}{getrandbits(80):020x}"
 
 
 @dataclass(slots=True)
