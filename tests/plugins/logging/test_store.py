@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 
+import orjson
 import pytest
 import structlog
 from hookgate import Gateway
@@ -158,3 +159,27 @@ async def test_a_writer_that_falls_behind_drops_and_counts(tmp_path):
     with sqlite3.connect(tmp_path / "logs.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM requests").fetchone() == (3,)
     assert "hookgate_log_records_dropped_total 8.0" in body.decode()
+    # the metrics are counted on the event loop: they still saw every request
+    assert 'hookgate_requests_total{model="m",provider="mock",status="200"} 11.0' in body.decode()
+
+
+async def test_records_reach_the_log_and_store_without_a_flush(tmp_path):
+    log_file = tmp_path / "requests.jsonl"
+    settings = Settings(
+        log_to=str(log_file), store={"path": str(tmp_path / "logs.db")}, flush_interval=0.02
+    )
+    gw = Gateway(MOCK)
+    gw.register(Plugin(settings), "logging")
+    async with gw:
+        answer = await gw.chat.completions.create(model="m", messages=HELLO)
+        deadline = time.monotonic() + 5
+        while (plugin := gw.plugin("logging")).writer.written < 1:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, "the writer never wrote on its own"
+            await asyncio.sleep(0.01)
+        assert plugin.writer.failures == {}
+        line = orjson.loads(log_file.read_text())
+        assert line["trace_id"] == answer.hookgate.trace_id
+        with sqlite3.connect(tmp_path / "logs.db") as conn:
+            assert conn.execute("SELECT trace_id FROM requests").fetchall() == [
+                (answer.hookgate.trace_id,)
+            ]

@@ -1,14 +1,15 @@
 """hookgate-logging: one structured record per request, tokens and cost, Prometheus metrics, a
 SQLite log store with ``hookgate logs`` / ``hookgate stats``, and optional OpenTelemetry spans.
 
-``post_response`` only hands what it saw to a background writer thread (see
-:mod:`hookgate_logging.writer`); building the record, logging, metrics, spans and the store all
-happen there, so the request path pays well under the 20 µs budget and a slow disk or a broken
-sink never reaches a client.
+``post_response`` only appends what it saw to a list (see :mod:`hookgate_logging.writer`): the
+record is built, counted and rendered on the event loop once the response has gone out, and a
+background thread writes log lines, sinks, spans and the store in batches, so no request waits
+for any of it and a slow disk or a broken sink never reaches a client.
 
 Tests and apps may pass ``tracer_provider`` (any OpenTelemetry ``TracerProvider``, e.g. one with
-an ``InMemorySpanExporter``) and extra ``sinks`` (callables that get each redacted record) to
-the constructor, and register the plugin with ``Gateway.register(plugin, "logging")``.
+an ``InMemorySpanExporter``) and extra ``sinks`` (callables that get each redacted record, on
+the writer's thread) to the constructor, and register the plugin with
+``Gateway.register(plugin, "logging")``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from hookgate import Gateway
 
     from .metrics import Metrics
-    from .writer import Sink, Writer
+    from .writer import LogLines, Sink, Writer
 
 __all__ = ["OtelSettings", "Plugin", "PriceOverride", "Settings", "StoreSettings"]
 
@@ -85,7 +86,11 @@ class Settings(_Table):
     prices_file: str | None = None
     """A JSON price table replacing the shipped one (same format as ``prices.json``)."""
     queue_size: Annotated[int, Field(ge=1)] = 10_000
-    """Records waiting for the writer; beyond this they are dropped (and counted)."""
+    """Records waiting for the writer's thread; beyond this their log line and row are dropped
+    (and counted; the metrics still count the request)."""
+    flush_interval: Annotated[float, Field(ge=0, le=10)] = 0.05
+    """Seconds the writer's thread gathers records before one write and one store
+    transaction; 0 writes as soon as anything is waiting."""
     otel: OtelSettings = Field(default_factory=OtelSettings)
 
 
@@ -139,7 +144,7 @@ class Plugin:
         self.metrics: Metrics | None = None
         self.writer: Writer | None = None
         self.store_path: Path | None = None
-        self._log_file: Any = None
+        self._lines: LogLines | None = None
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -185,16 +190,18 @@ class Plugin:
                 ),
                 owned=True,
             )
-        emit, self._log_file = open_log(settings.log_to, settings.format)
+        self._lines = open_log(settings.log_to, settings.format)
         self.writer = Writer(
             prices=self.prices,
             store=store,
-            sinks=[emit, *self.sinks] if emit is not None else self.sinks,
+            lines=self._lines,
+            sinks=self.sinks,
             metrics=self._ensure_metrics(),
             spans=spans,
             retention_days=settings.store.retention_days,
             batch_size=settings.store.batch_size,
             queue_size=settings.queue_size,
+            flush_interval=settings.flush_interval,
             log_bodies=settings.log_bodies,
             max_body_chars=settings.max_body_chars,
         )
@@ -207,15 +214,19 @@ class Plugin:
         writer, self.writer = self.writer, None
         if writer is not None:
             atexit.unregister(writer.close)
+            writer.process()
             await asyncio.to_thread(writer.close)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        if self._lines is not None:
+            self._lines.close()
+            self._lines = None
 
     async def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every request so far is logged, counted and stored."""
         writer = self.writer
-        return writer is not None and await asyncio.to_thread(writer.flush, timeout)
+        if writer is None:
+            return False
+        writer.process()
+        return await asyncio.to_thread(writer.flush, timeout)
 
     def exposition(self) -> tuple[bytes, str]:
         """What ``/metrics`` answers: Prometheus' text format and its content type (in

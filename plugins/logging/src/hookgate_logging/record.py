@@ -1,8 +1,11 @@
-"""One request's log record, built off the request path from what ``post_response`` saw.
+"""One request's log record, built once its response has gone out, from what
+``post_response`` saw.
 
-A record is a flat-ish dict of JSON values: what the structured log line, the SQLite store,
-the metrics and the OpenTelemetry span are all made from. It never holds a ``Target`` or the
-request's headers, and every string in it has been through redaction.
+A record is a flat-ish dict of JSON values, and its JSON text: what the structured log line,
+the SQLite store, the metrics and the OpenTelemetry span are all made from. It never holds a
+``Target`` or the request's headers, and no secret survives in it: the rendered text is checked
+for anything that could be one (:func:`hookgate.log.may_hold_secret`, one pass over one
+string), and only then are the free-text fields redacted one by one.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import orjson
 from hookgate.context import RequestContext
 from hookgate.errors import GatewayError
-from hookgate.log import REDACTED, redact
+from hookgate.log import REDACTED, may_hold_secret, redact
 from hookgate.responses import Response, StreamResponse
 
 from .prices import PriceTable, Usage
@@ -176,6 +179,10 @@ _FREE_TEXT = (
 )
 
 
+def _rendered(secrets: frozenset[str]) -> list[str]:
+    return [orjson.dumps(secret).decode()[1:-1] for secret in secrets]
+
+
 def request_secrets(ctx: RequestContext) -> frozenset[str]:
     """Keys this request could carry: every target's key, and the key headers it came with."""
     found = {t.api_key for t in ctx.plan.leaves() if t.api_key}
@@ -194,8 +201,8 @@ def build_record(
     *,
     log_bodies: bool = False,
     max_body_chars: int = 2048,
-) -> dict[str, Any]:
-    """The record for one finished request (see the module docstring)."""
+) -> tuple[dict[str, Any], str]:
+    """The record for one finished request and its JSON text (see the module docstring)."""
     ctx = seen.ctx
     target = ctx.target
     response = seen.response
@@ -301,8 +308,11 @@ def build_record(
             record["response_body"] = _cap(response.body.decode(errors="replace"), max_body_chars)
         elif ctx.events:
             record["response_body"] = _cap(_stream_text(ctx.events), max_body_chars)
-    for key in _FREE_TEXT:
-        value = record.get(key)
-        if value:
-            record[key] = scrub(value, secrets)
-    return record
+    text = orjson.dumps(record, default=str).decode()
+    if may_hold_secret(text, _rendered(secrets)):
+        for key in _FREE_TEXT:
+            value = record.get(key)
+            if value:
+                record[key] = scrub(value, secrets)
+        text = orjson.dumps(record, default=str).decode()
+    return record, text

@@ -90,7 +90,7 @@ _INSERT = (
 _LOCK_RETRIES = 20
 
 
-def _row(record: dict[str, Any]) -> tuple[Any, ...]:
+def _row(record: dict[str, Any], text: str) -> tuple[Any, ...]:
     values: list[Any] = []
     for column in COLUMNS:
         value = record.get(column)
@@ -100,7 +100,7 @@ def _row(record: dict[str, Any]) -> tuple[Any, ...]:
             value = int(bool(value))
         values.append(value)
     values.append(orjson.dumps(record.get("metadata") or {}).decode())
-    values.append(orjson.dumps(record).decode())
+    values.append(text)
     return tuple(values)
 
 
@@ -146,9 +146,11 @@ class LogStore:
                 time.sleep(0.05 * (attempt + 1))
         return None
 
-    def write(self, conn: sqlite3.Connection, records: Sequence[dict[str, Any]]) -> None:
-        """Insert ``records`` in one transaction."""
-        rows = [_row(record) for record in records]
+    def write(
+        self, conn: sqlite3.Connection, records: Sequence[tuple[dict[str, Any], str]]
+    ) -> None:
+        """Insert ``records`` (each a record and its JSON text) in one transaction."""
+        rows = [_row(record, text) for record, text in records]
 
         def insert() -> None:
             conn.execute("BEGIN IMMEDIATE")
