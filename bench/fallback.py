@@ -19,20 +19,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hookgate import Gateway, ProviderError
+from concurrent_calls import pct, run
+from hookgate import Gateway
 from hookgate.log import configure_logging
 
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.servers import ServerThread
-
-HELLO = [{"role": "user", "content": "ping"}]
 
 
 def gateway(plugins: list[str], breaker: bool) -> Gateway:
@@ -57,31 +55,6 @@ def config(primary: FakeOpenAI, secondary: FakeOpenAI, fallback: bool) -> dict:
         return first
     second = {"provider": "openai", "custom_host": secondary.url}
     return {"strategy": {"mode": "fallback"}, "targets": [first, second]}
-
-
-async def run(gw: Gateway, cfg: dict, requests: int, concurrency: int) -> tuple[int, list[float]]:
-    latencies: list[float] = []
-    ok = 0
-    pending = iter(range(requests))
-
-    async def worker() -> None:
-        nonlocal ok
-        for _ in pending:
-            start = time.perf_counter()
-            try:
-                await gw.chat.completions.create(model="gpt-4o-mini", messages=HELLO, config=cfg)
-                ok += 1
-            except ProviderError:
-                pass
-            latencies.append(time.perf_counter() - start)
-
-    async with gw:
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return ok, latencies
-
-
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] * 1000
 
 
 def main() -> None:

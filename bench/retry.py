@@ -15,20 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hookgate import Gateway, ProviderError
+from concurrent_calls import pct, run
+from hookgate import Gateway
 from hookgate.log import configure_logging
 
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.servers import ServerThread
-
-HELLO = [{"role": "user", "content": "ping"}]
 
 
 def gateway(fake: FakeOpenAI, with_retry: bool) -> Gateway:
@@ -50,30 +48,7 @@ def script_faults(fake: FakeOpenAI, calls: int, rate: float, rng: random.Random)
     fake.script(*replies)
 
 
-async def run(gw: Gateway, requests: int, concurrency: int) -> tuple[int, list[float]]:
-    config = {"provider": "openai", "retry": {"attempts": 3}}
-    latencies: list[float] = []
-    ok = 0
-    pending = iter(range(requests))
-
-    async def worker() -> None:
-        nonlocal ok
-        for _ in pending:
-            start = time.perf_counter()
-            try:
-                await gw.chat.completions.create(model="gpt-4o-mini", messages=HELLO, config=config)
-                ok += 1
-            except ProviderError:
-                pass
-            latencies.append(time.perf_counter() - start)
-
-    async with gw:
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return ok, latencies
-
-
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] * 1000
+RETRY_CONFIG = {"provider": "openai", "retry": {"attempts": 3}}
 
 
 def main() -> None:
@@ -95,7 +70,7 @@ def main() -> None:
             script_faults(fake, int(args.requests * 1.5) + 100, args.failure_rate, rng)
             started = time.perf_counter()
             ok, latencies = asyncio.run(
-                run(gateway(fake, with_retry), args.requests, args.concurrency)
+                run(gateway(fake, with_retry), RETRY_CONFIG, args.requests, args.concurrency)
             )
             wall = time.perf_counter() - started
             results[label] = latencies
