@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, the system programs the test suite starts as real servers on free
+# loopback ports, when they are missing. Python packages come from `uv run` (pyproject.toml).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+if ((${#need[@]})); then
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}"
+fi
