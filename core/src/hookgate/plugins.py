@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
@@ -155,8 +155,9 @@ def _load(name: str, settings: Settings, installed: dict[str, EntryPoint]) -> Lo
         raise SettingsError(f"{source_file}: [plugins.{name}] plugin takes no settings: {keys}")
 
     if inspect.isclass(obj):
+        factory: Callable[..., object] = obj
         try:
-            plugin = obj(plugin_settings) if plugin_settings is not None else obj()
+            plugin = factory(plugin_settings) if plugin_settings is not None else factory()
         except SettingsError:
             raise
         except Exception as exc:
@@ -316,7 +317,9 @@ class Hooks:
         ]
 
     def monitor(
-        self, before: Callable[[str, list[Any], dict[str, Any]], None], after: Callable[..., None]
+        self,
+        before: Callable[[str, Sequence[Any], Mapping[str, Any]], None],
+        after: Callable[..., None],
     ) -> Callable[[], None]:
         """Watch every hook call (``hookgate demo`` prints them); returns the undo function."""
         return self._pm.add_hookcall_monitoring(before, after)

@@ -14,7 +14,7 @@ and any other group uses its first child with a non-zero weight.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -145,7 +145,7 @@ def candidates(node: Node, route_order: Mapping[str, list[int]]) -> Iterator[Tar
     if isinstance(node, Target):
         yield node
         return
-    order = route_order.get(node.path)
+    order: Sequence[int] | None = route_order.get(node.path)
     if order is None:
         if node.mode == "fallback":
             order = range(len(node.targets))
@@ -203,7 +203,7 @@ class _Builder:
         params = inherited_params
         if config.override_params:
             params = {**inherited_params, **config.override_params}
-        common = {
+        common: dict[str, Any] = {
             "path": path,
             "weight": 1.0 if config.weight is None else config.weight,
             "retry": config.retry,

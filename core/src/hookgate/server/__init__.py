@@ -87,7 +87,7 @@ def serve(
         server_header=False,
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=server.graceful_shutdown_s or None,
+        timeout_graceful_shutdown=server.graceful_shutdown_s or None,  # type: ignore[arg-type]  # uvicorn waits a float of seconds though its stub says int
     )
     config.load()
     if workers == 1:

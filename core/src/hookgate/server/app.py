@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -206,7 +206,7 @@ def _streaming(response: StreamResponse, headers: dict[str, str]) -> StreamingRe
     )
 
 
-async def _sse(response: StreamResponse) -> AsyncIterator[bytes]:
+async def _sse(response: StreamResponse) -> AsyncGenerator[bytes, None]:
     try:
         async for event in response.events:
             yield event.encode()

@@ -39,7 +39,7 @@ from .backends import Backend, MemoryBackend, RedisBackend
 from .entries import Entry, stream_failed
 from .keys import Unkeyable, cache_key
 
-__all__ = ["Plugin", "Settings"]
+__all__ = ["CacheSettings", "Plugin", "Settings"]
 
 log = structlog.get_logger("hookgate_cache")
 
@@ -50,7 +50,7 @@ CacheableEndpoint = Literal["chat.completions", "completions", "embeddings", "me
 Seconds = Annotated[float, Field(gt=0)]
 
 
-class Settings(BaseModel):
+class CacheSettings(BaseModel):
     """``[plugins.cache]`` in plugins.toml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,7 +63,9 @@ class Settings(BaseModel):
     default_max_age: Seconds = 7 * 24 * 3600.0
     """Seconds an entry lives when the request's ``cache`` block gives no ``max_age``."""
     endpoints: list[CacheableEndpoint] = Field(
-        default_factory=lambda: ["chat.completions", "completions", "embeddings", "messages"]
+        default_factory=lambda: list[CacheableEndpoint](
+            ["chat.completions", "completions", "embeddings", "messages"]
+        )
     )
     ignore_params: list[str] = Field(default_factory=lambda: ["user", "metadata", "store"])
     """Body fields left out of the key: they identify the caller or tag the call upstream
@@ -110,13 +112,17 @@ class Settings(BaseModel):
         return value
 
 
+Settings = CacheSettings
+"""The name the loader and older code use."""
+
+
 class Plugin:
     """The ``cache`` plugin."""
 
-    Settings = Settings
+    Settings = CacheSettings
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings = settings or Settings()
+    def __init__(self, settings: CacheSettings | None = None) -> None:
+        self.settings = settings = settings or CacheSettings()
         self.backend: Backend
         if settings.backend == "redis":
             self.backend = RedisBackend(

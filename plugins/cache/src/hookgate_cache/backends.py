@@ -153,7 +153,7 @@ class RedisBackend:
             return f"redis at {self.address}: not connected"
         try:
             await asyncio.wait_for(self._client.ping(), timeout=1.0)
-        except (TimeoutError, *self._errors) as exc:
+        except (TimeoutError, *self._errors) as exc:  # type: ignore[misc]  # a starred tuple of exception types
             return f"redis at {self.address}: {_describe(exc)}"
         return None
 

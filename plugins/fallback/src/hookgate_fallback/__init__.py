@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from hookgate import Gateway
     from hookgate.routing import Node
 
-__all__ = ["BreakerSettings", "Plugin", "Settings"]
+__all__ = ["BreakerSettings", "FallbackSettings", "Plugin", "Settings"]
 
 log = structlog.get_logger("hookgate_fallback")
 
@@ -67,7 +67,7 @@ class BreakerSettings(BaseModel):
     warn_every: Annotated[float, Field(ge=0)] = 30.0
 
 
-class Settings(BaseModel):
+class FallbackSettings(BaseModel):
     """``[plugins.fallback]`` in plugins.toml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -82,14 +82,18 @@ class Settings(BaseModel):
     circuit_breaker: BreakerSettings = Field(default_factory=BreakerSettings)
 
 
+Settings = FallbackSettings
+"""The name the loader and older code use."""
+
+
 class Plugin:
     """The ``fallback`` plugin."""
 
-    Settings = Settings
+    Settings = FallbackSettings
     strategies = ("fallback", "loadbalance")
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings = settings or Settings()
+    def __init__(self, settings: FallbackSettings | None = None) -> None:
+        self.settings = settings = settings or FallbackSettings()
         self.random = random.Random(settings.seed)
         cb = settings.circuit_breaker
         self.memory = MemoryBreaker(cb.failure_threshold, cb.window, cb.cooldown)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .metrics import Metrics
     from .writer import LogLines, Sink, Writer
 
-__all__ = ["OtelSettings", "Plugin", "PriceOverride", "Settings", "StoreSettings"]
+__all__ = ["LoggingSettings", "OtelSettings", "Plugin", "PriceOverride", "Settings", "StoreSettings"]
 
 
 class _Table(BaseModel):
@@ -65,7 +65,7 @@ class PriceOverride(_Table):
     cached_input: Annotated[float, Field(ge=0)] | None = None
 
 
-class Settings(_Table):
+class LoggingSettings(_Table):
     log_to: str = "stderr"
     """Where request log lines go: ``stderr``, ``stdout``, ``none`` or a file path."""
     format: Literal["json", "console"] = "json"
@@ -116,19 +116,23 @@ def _secrets_in(value: Any, key: str = "") -> list[str]:
     return []
 
 
+Settings = LoggingSettings
+"""The name the loader and older code use."""
+
+
 class Plugin:
     """The ``logging`` plugin."""
 
-    Settings = Settings
+    Settings = LoggingSettings
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: LoggingSettings | None = None,
         *,
         tracer_provider: Any = None,
         sinks: Sequence[Sink] = (),
     ) -> None:
-        self.settings = settings = settings or Settings()
+        self.settings = settings = settings or LoggingSettings()
         self.tracer_provider = tracer_provider
         """An OpenTelemetry TracerProvider to make spans on (overrides ``otel.endpoint``)."""
         self.sinks = list(sinks)

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
 import structlog
 
@@ -56,7 +56,7 @@ class LogLines:
         self._console: Any = None
         if fmt == "console":
             self._console = structlog.wrap_logger(
-                structlog.PrintLogger(stream),
+                structlog.PrintLogger(cast(TextIO, stream)),
                 processors=[
                     structlog.processors.add_log_level,
                     structlog.dev.ConsoleRenderer(colors=False),

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 if TYPE_CHECKING:
     from hookgate.config import RetryConfig
 
-__all__ = ["Plugin", "Settings"]
+__all__ = ["Plugin", "RetrySettings", "Settings"]
 
 log = structlog.get_logger("hookgate_retry")
 
@@ -30,7 +30,7 @@ StatusCode = Annotated[int, Field(ge=100, le=599)]
 Seconds = Annotated[float, Field(ge=0)]
 
 
-class Settings(BaseModel):
+class RetrySettings(BaseModel):
     """``[plugins.retry]`` in plugins.toml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -69,7 +69,7 @@ class Settings(BaseModel):
     begin later is not made (the request's own timeout also applies)."""
 
     @model_validator(mode="after")
-    def _attempts_within_cap(self) -> Settings:
+    def _attempts_within_cap(self) -> RetrySettings:
         if self.attempts > self.max_attempts:
             raise ValueError(
                 f"attempts ({self.attempts}) exceeds max_attempts ({self.max_attempts})"
@@ -77,16 +77,20 @@ class Settings(BaseModel):
         return self
 
 
+Settings = RetrySettings
+"""The name the loader and older code use."""
+
+
 class Plugin:
     """The ``retry`` plugin."""
 
-    Settings = Settings
+    Settings = RetrySettings
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: RetrySettings | None = None) -> None:
         # tenacity only computes delays here; the core does the waiting.
         from tenacity import RetryCallState, wait_exponential, wait_random_exponential
 
-        self.settings = settings = settings or Settings()
+        self.settings = settings = settings or RetrySettings()
         wait_kind = wait_random_exponential if settings.jitter else wait_exponential
         self._wait = wait_kind(
             multiplier=settings.initial_delay,

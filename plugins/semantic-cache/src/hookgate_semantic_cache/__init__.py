@@ -48,7 +48,7 @@ from .embedders import (
 from .guard import Facts, facts
 from .store import Candidate, ChromaStore, FolderLock
 
-__all__ = ["Plugin", "Settings"]
+__all__ = ["Plugin", "SemanticCacheSettings", "Settings"]
 
 log = structlog.get_logger("hookgate.semantic_cache")
 
@@ -62,7 +62,7 @@ _NOT_IN_PARTITION = frozenset(
 )
 
 
-class Settings(BaseModel):
+class SemanticCacheSettings(BaseModel):
     """``[plugins.semantic-cache]`` in plugins.toml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -116,7 +116,7 @@ class Settings(BaseModel):
     """At most one warning per kind of failure (store, embedder) per interval, in seconds."""
 
     @model_validator(mode="after")
-    def _embedder_fields(self) -> Settings:
+    def _embedder_fields(self) -> SemanticCacheSettings:
         if self.embedder in ("gateway", "openai") and not self.embedding_model:
             raise ValueError(f"embedder = {self.embedder!r} needs embedding_model")
         if self.embedder == "openai" and not self.embedding_base_url:
@@ -124,7 +124,7 @@ class Settings(BaseModel):
         return self
 
 
-def _make_embedder(settings: Settings) -> Embedder:
+def _make_embedder(settings: SemanticCacheSettings) -> Embedder:
     if settings.embedder == "gateway":
         assert settings.embedding_model is not None
         return GatewayEmbedder(
@@ -221,13 +221,17 @@ class _Request:
         self.vector: list[float] | None = None
 
 
+Settings = SemanticCacheSettings
+"""The name the loader and older code use."""
+
+
 class Plugin:
     """The ``semantic-cache`` plugin."""
 
-    Settings = Settings
+    Settings = SemanticCacheSettings
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    def __init__(self, settings: SemanticCacheSettings | None = None) -> None:
+        self.settings = settings or SemanticCacheSettings()
         self.embedder: Embedder = _make_embedder(self.settings)
         self.store: ChromaStore | None = None
         self._lock: FolderLock | None = None

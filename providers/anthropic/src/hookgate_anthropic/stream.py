@@ -152,17 +152,19 @@ async def _translate(
                 if delta.get("type") == "text_delta" and delta.get("text"):
                     yield chunk({"content": delta["text"]})
                 elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
-                    index = tools.get(data.get("index", 0))
-                    if index is not None:
-                        sent_arguments.add(index)
-                        call = {"index": index, "function": {"arguments": delta["partial_json"]}}
+                    call_index = tools.get(data.get("index", 0))
+                    if call_index is not None:
+                        sent_arguments.add(call_index)
+                        arguments = delta["partial_json"]
+                        call = {"index": call_index, "function": {"arguments": arguments}}
                         yield chunk({"tool_calls": [call]})
             elif kind == "content_block_stop":
-                index = tools.get(data.get("index", 0))
-                if index is not None and index not in sent_arguments:
+                stopped = tools.get(data.get("index", 0))
+                if stopped is not None and stopped not in sent_arguments:
                     # A call without arguments: "{}", so clients can json.loads() it.
-                    sent_arguments.add(index)
-                    yield chunk({"tool_calls": [{"index": index, "function": {"arguments": "{}"}}]})
+                    sent_arguments.add(stopped)
+                    empty = {"index": stopped, "function": {"arguments": "{}"}}
+                    yield chunk({"tool_calls": [empty]})
             elif kind == "message_delta":
                 # message_delta's usage is cumulative: it replaces what message_start said.
                 usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})

@@ -152,7 +152,9 @@ def _image_block(part: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _file_block(part: dict[str, Any], where: str) -> dict[str, Any]:
-    file = part.get("file") if isinstance(part.get("file"), dict) else {}
+    file = part.get("file")
+    if not isinstance(file, dict):
+        file = {}
     data = file.get("file_data")
     if not isinstance(data, str) or not data.startswith("data:application/pdf;base64,"):
         raise _bad("a file part must carry a PDF as file_data (a base64 data URL)", where)

@@ -40,7 +40,7 @@ from hookgate import (
 from hookgate.http import UpstreamClient
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Plugin", "Settings"]
+__all__ = ["AzureOpenAISettings", "Plugin", "Settings"]
 
 PROVIDER = "azure-openai"
 _PATHS = {
@@ -53,7 +53,7 @@ _TEMPLATE = "https://{resource_name}.openai.azure.com/openai"
 Auth = Literal["api-key", "entra"]
 
 
-class Settings(BaseModel):
+class AzureOpenAISettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     resource_name: str | None = None
@@ -78,15 +78,19 @@ def _option(options: Mapping[str, Any], snake: str, camel: str) -> Any:
     return options.get(camel) if value is None else value
 
 
+Settings = AzureOpenAISettings
+"""The name the loader and older code use."""
+
+
 class Plugin:
     """The ``azure-openai`` provider."""
 
     providers = (PROVIDER,)
     presets: Mapping[str, str] = {PROVIDER: _TEMPLATE}
-    Settings = Settings
+    Settings = AzureOpenAISettings
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    def __init__(self, settings: AzureOpenAISettings | None = None) -> None:
+        self.settings = settings or AzureOpenAISettings()
         self.client = UpstreamClient(
             PROVIDER,
             connect_timeout=self.settings.connect_timeout,

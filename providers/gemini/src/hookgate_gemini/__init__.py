@@ -33,12 +33,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import translate
 
-__all__ = ["Plugin", "Settings"]
+__all__ = ["GeminiSettings", "Plugin", "Settings"]
 
 DEFAULT_BASE = "https://generativelanguage.googleapis.com/v1beta"
 
 
-class Settings(BaseModel):
+class GeminiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     base_url: str = DEFAULT_BASE
@@ -54,16 +54,20 @@ class Settings(BaseModel):
     max_connections: Annotated[int, Field(ge=1)] = 1024
 
 
+Settings = GeminiSettings
+"""The name the loader and older code use."""
+
+
 class Plugin:
     """The ``google`` provider (alias ``gemini``)."""
 
     providers = ("google", "gemini")
     aliases = {"gemini": "google"}
     presets = {"google": DEFAULT_BASE}
-    Settings = Settings
+    Settings = GeminiSettings
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    def __init__(self, settings: GeminiSettings | None = None) -> None:
+        self.settings = settings or GeminiSettings()
         self.base_url = self.settings.base_url.rstrip("/")
         self.presets = {"google": self.base_url}
         self.client = UpstreamClient(

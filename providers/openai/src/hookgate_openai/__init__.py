@@ -44,7 +44,7 @@ from hookgate.errors import SettingsError
 from hookgate.http import UpstreamClient
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["PRESETS", "Plugin", "Preset", "Settings", "Upstream"]
+__all__ = ["PRESETS", "OpenAISettings", "Plugin", "Preset", "Settings", "Upstream"]
 
 _PATHS = {
     "chat.completions": "/chat/completions",
@@ -99,7 +99,7 @@ class Upstream(BaseModel):
     """Extra headers sent with every request to this upstream."""
 
 
-class Settings(BaseModel):
+class OpenAISettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     base_url: str = "https://api.openai.com/v1"
@@ -135,6 +135,10 @@ def _names(presets: Mapping[str, Preset]) -> dict[str, str]:
     return served
 
 
+Settings = OpenAISettings
+"""The name the loader and older code use."""
+
+
 class Plugin:
     """The ``openai`` provider and its OpenAI-compatible presets."""
 
@@ -145,10 +149,10 @@ class Plugin:
         {alias: name for name, p in PRESETS.items() for alias in p.aliases}
     )
     presets: Mapping[str, str] = MappingProxyType({n: p.base_url for n, p in PRESETS.items()})
-    Settings = Settings
+    Settings = OpenAISettings
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    def __init__(self, settings: OpenAISettings | None = None) -> None:
+        self.settings = settings or OpenAISettings()
         self.client = UpstreamClient(
             "openai",
             connect_timeout=self.settings.connect_timeout,
@@ -173,12 +177,13 @@ class Plugin:
         self.aliases = MappingProxyType({a: n for a, n in served.items() if a != n})
         self.presets = MappingProxyType({n: u.base_url for n, u in self._upstreams.items()})
 
-    def _resolve(self, settings: Settings) -> dict[str, _Resolved]:
+    def _resolve(self, settings: OpenAISettings) -> dict[str, _Resolved]:
         resolved = {}
         configured = {name.lower(): up for name, up in settings.upstreams.items()}
         for name in sorted(set(PRESETS) | set(configured)):
             preset = PRESETS.get(name)
             upstream = configured.get(name, Upstream())
+            base: str | None
             if name == "openai":
                 base = upstream.base_url or settings.base_url
                 key = upstream.api_key or settings.api_key
