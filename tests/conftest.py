@@ -12,7 +12,13 @@ import structlog
 from hookgate import Gateway
 
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.servers import RedisServer, ServerThread, UvicornServer, serving
+from tests.support.servers import (
+    PostgresServer,
+    RedisServer,
+    ServerThread,
+    UvicornServer,
+    serving,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +48,20 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (or ``$HOOKGATE_TEST_POSTGRES_URL``'s)."""
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL."""
+    return postgres_server.database()
 
 
 @pytest.fixture

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
+import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -186,3 +190,152 @@ def serving(app: Any, thread: ServerThread) -> Iterator[UvicornServer]:
         yield server
     finally:
         server.stop()
+
+
+def _postgres_bin(name: str) -> str:
+    """``initdb``/``pg_ctl``: on PATH, else where Debian's postgresql package puts them."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True):
+        return candidate
+    raise RuntimeError(f"{name} is not installed (bash tests/install-deps.sh installs postgresql)")
+
+
+def _unprivileged_user() -> str | None:
+    """The user the server runs as when the tests run as root (initdb refuses root):
+    Debian's ``postgres``, else a system user created for the purpose."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "hookgate-pg"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "hookgate-pg"],
+        check=True,
+        capture_output=True,
+    )
+    return "hookgate-pg"
+
+
+class PostgresServer:
+    """A real PostgreSQL on a free loopback port, its cluster in a temporary folder.
+
+    Set ``HOOKGATE_TEST_POSTGRES_URL`` (a server where the URL's user may ``CREATE DATABASE``)
+    to use one you run instead; then :meth:`stop`, :meth:`start` and :meth:`stall` are not
+    available. :meth:`database` hands each test a fresh, empty database.
+    """
+
+    def __init__(self) -> None:
+        self.external = os.environ.get("HOOKGATE_TEST_POSTGRES_URL")
+        self._made = 0
+        if self.external:
+            return
+        self._initdb = _postgres_bin("initdb")
+        self._pg_ctl = _postgres_bin("pg_ctl")
+        self.user = _unprivileged_user()
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="hookgate-pg-")
+        self.data = os.path.join(self.dir, "data")
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+        self._as_user(
+            [
+                self._initdb,
+                "-D",
+                self.data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]
+        )
+        self.start()
+
+    def _as_user(self, argv: list[str]) -> None:
+        if self.user is not None:
+            argv = ["runuser", "-u", self.user, "--", *argv]
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=self.dir, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
+
+    @property
+    def url(self) -> str:
+        """The server's ``postgres`` database (an admin connection)."""
+        if self.external:
+            return self.external
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        """Start (or restart, on the same port and data) the server and wait until it answers."""
+        options = (
+            f"-p {self.port} -h 127.0.0.1 -k {self.dir} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._as_user(
+            [
+                self._pg_ctl,
+                "start",
+                "-D",
+                self.data,
+                "-w",
+                "-t",
+                "30",
+                "-l",
+                os.path.join(self.dir, "server.log"),
+                "-o",
+                options,
+            ]
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: roll back and disconnect clients; ``immediate``: abort)."""
+        if not self.external and os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            self._as_user([self._pg_ctl, "stop", "-D", self.data, "-m", mode, "-w", "-t", "30"])
+
+    def pids(self) -> list[int]:
+        """The postmaster and its children (every backend and helper process)."""
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            main = int(f.readline())
+        children = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(main)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        return [main, *(int(pid) for pid in children)]
+
+    @contextlib.contextmanager
+    def stall(self) -> Iterator[None]:
+        """Freeze every server process (SIGSTOP) inside the block: a database that accepts TCP
+        connections and answers nothing, as an overloaded or wedged server does."""
+        pids = self.pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
+    def database(self) -> str:
+        """Create an empty database and return its URL."""
+        import psycopg
+
+        self._made += 1
+        name = f"hookgate_test_{os.getpid()}_{self._made}"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        base, _, _ = self.url.rpartition("/")
+        return f"{base}/{name}"
+
+    def close(self) -> None:
+        if self.external:
+            return
+        with contextlib.suppress(RuntimeError):
+            self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
