@@ -29,7 +29,10 @@ _EXPORTS = {
     "GatewayError": "errors",
     "HookgateError": "errors",
     "ProviderError": "errors",
+    "RateLimitError": "errors",
     "SettingsError": "errors",
+    "Gauge": "observe",
+    "Usage": "observe",
     "CallOptions": "gateway",
     "ChunkStream": "gateway",
     "Gateway": "gateway",
@@ -52,10 +55,12 @@ __all__ = [
     "Decision",
     "Gateway",
     "GatewayError",
+    "Gauge",
     "Group",
     "HookgateError",
     "Plan",
     "ProviderError",
+    "RateLimitError",
     "RequestContext",
     "Response",
     "SSEEvent",
@@ -63,6 +68,7 @@ __all__ = [
     "StreamResponse",
     "SyncGateway",
     "Target",
+    "Usage",
     "hookimpl",
 ]
 
@@ -74,10 +80,12 @@ if TYPE_CHECKING:
         GatewayError,
         HookgateError,
         ProviderError,
+        RateLimitError,
         SettingsError,
     )
     from .gateway import CallOptions, ChunkStream, Gateway, SyncGateway
     from .hookspecs import hookimpl
+    from .observe import Gauge, Usage
     from .responses import Response, SSEEvent, StreamResponse
     from .routing import Group, Plan, Target
 

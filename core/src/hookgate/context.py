@@ -126,6 +126,9 @@ class RequestContext:
     """A stream's events as they went to the client, for observers."""
     state: dict[str, Any] = field(default_factory=dict)
     """Scratch space for plugins, keyed by plugin name."""
+    response_headers: dict[str, str] = field(default_factory=dict)
+    """Headers plugins add to the answer, success or error (``x-ratelimit-*``, ...);
+    lower-case names. The server sends them; the core's own ``x-portkey-*`` win a clash."""
 
     created: float = field(default_factory=time.time)
     """Wall-clock time the request arrived."""

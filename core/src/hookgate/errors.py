@@ -11,6 +11,7 @@ The tree::
         ├── NotFoundError         404  unknown route or resource
         ├── RequestTimeoutError   408  the request's time budget ran out
         ├── PayloadTooLargeError  413  the request body is over the limit
+        ├── RateLimitError        429  a rate limit or spend budget of the gateway's refused it
         └── ProviderError         the upstream answered with an error, or not at all
             ├── UpstreamConnectionError  502  connection refused, reset or dropped
             ├── UpstreamTimeoutError     504  the upstream did not answer in time
@@ -36,6 +37,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "ProviderError",
+    "RateLimitError",
     "RequestTimeoutError",
     "SettingsError",
     "UpstreamConnectionError",
@@ -132,6 +134,31 @@ class PayloadTooLargeError(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "payload_too_large"
+
+
+class RateLimitError(GatewayError):
+    """The gateway's own limits refused the request; no upstream was called.
+
+    ``retry_after`` is the number of seconds until the limit that refused it resets (the
+    server sends it as ``retry-after``); None when it never resets on its own.
+    """
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        code: str | None = None,
+        type: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+        if type is not None:
+            self.type = type
 
 
 class ProviderError(GatewayError):

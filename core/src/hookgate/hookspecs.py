@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .context import Decision, RequestContext
     from .errors import ProviderError
     from .gateway import Gateway
+    from .observe import Gauge, Usage
     from .responses import Response, StreamResponse
     from .routing import Target
 
@@ -147,3 +148,22 @@ def register_routes(gateway: Gateway) -> Sequence[Any] | None:
 @hookspec
 def register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``hookgate`` CLI with ``@cli.command()``."""
+
+
+@hookspec(firstresult=True)
+def request_usage(ctx: RequestContext, response: Response | StreamResponse | None) -> Usage | None:
+    """The tokens an answered request used and their cost in US dollars, or None.
+
+    Answered by the plugin that keeps prices (``logging``), for plugins that account for
+    spend (``limits``). Call it from ``post_response``, once the answer is complete. Plain
+    ``def``: it reads what is already on ``ctx`` and does no I/O.
+    """
+
+
+@hookspec
+def metrics(gateway: Gateway) -> Sequence[Gauge] | None:
+    """Gauges this plugin reports for the whole process group (shared counters' values).
+
+    The plugin serving ``/metrics`` adds them to what it exposes. Called per scrape, off the
+    request path; keep it quick and return at most a bounded number of series.
+    """

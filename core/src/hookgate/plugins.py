@@ -30,6 +30,7 @@ from . import hookspecs
 from .config import format_validation_error
 from .context import Decision, RequestContext
 from .errors import GatewayError, ProviderError, SettingsError
+from .observe import Gauge, Usage
 from .responses import Response, StreamResponse
 from .routing import Target
 from .settings import Settings
@@ -51,8 +52,18 @@ __all__ = [
 log = structlog.get_logger("hookgate.plugins")
 
 ENTRY_POINT_GROUP = "hookgate"
-# Implementations that claim work must decide synchronously (see hookspecs).
-_SYNC_HOOKS = ("call_provider", "on_error")
+# Hooks called synchronously, and why an 'async def' implementation of them is refused.
+_CLAIM = (
+    "a plain 'def' that returns None to decline or an awaitable to claim (a coroutine is "
+    "never None, so it would always win)"
+)
+_READ = "a plain 'def': it is called synchronously and its result used as it is"
+_SYNC_HOOKS = {
+    "call_provider": _CLAIM,
+    "on_error": _CLAIM,
+    "request_usage": _READ,
+    "metrics": _READ,
+}
 
 
 @dataclass(slots=True)
@@ -206,13 +217,12 @@ def _import_object(path: str, name: str, source_file: str) -> Any:
 
 
 def check_sync_hooks(pm: pluggy.PluginManager, plugin: LoadedPlugin, source: str) -> None:
-    for hook_name in _SYNC_HOOKS:
+    for hook_name, why in _SYNC_HOOKS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             if impl.plugin is plugin.plugin and inspect.iscoroutinefunction(impl.function):
                 raise SettingsError(
                     f"{source}: plugin {plugin.name!r} implements {hook_name} with 'async def'; "
-                    f"{hook_name} must be a plain 'def' that returns None to decline or an "
-                    "awaitable to claim (a coroutine is never None, so it would always win)"
+                    f"{hook_name} must be {why}"
                 )
 
 
@@ -286,6 +296,29 @@ class Hooks:
                 found = [f"readiness check failed: {type(exc).__name__}: {exc}"]
             problems.extend(f"{impl.plugin_name}: {problem}" for problem in found or ())
         return problems
+
+    def request_usage(
+        self, ctx: RequestContext, response: Response | StreamResponse | None
+    ) -> Usage | None:
+        try:
+            return self._hook.request_usage(ctx=ctx, response=response)
+        except Exception as exc:
+            log.error("plugin_hook_failed", hook="request_usage", error=f"{type(exc).__name__}: {exc}")
+            return None
+
+    def metrics(self, gateway: Gateway) -> list[Gauge]:
+        gauges: list[Gauge] = []
+        for impl in reversed(self._hook.metrics.get_hookimpls()):
+            try:
+                gauges.extend(impl.function(*(gateway for _ in impl.argnames)) or ())
+            except Exception as exc:
+                log.error(
+                    "plugin_hook_failed",
+                    plugin=impl.plugin_name,
+                    hook="metrics",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+        return gauges
 
     def register_routes(self, gateway: Gateway) -> list[Any]:
         routes: list[Any] = []

@@ -128,7 +128,7 @@ def response_headers(ctx: RequestContext) -> dict[str, str]:
         "last-used-option-index": ctx.last_used_option,
         "provider": ctx.target.provider if ctx.target is not None else "",
     }
-    headers = {}
+    headers = dict(ctx.response_headers) if ctx.response_headers else {}
     for name, value in values.items():
         headers[f"x-portkey-{name}"] = value
         headers[f"x-hookgate-{name}"] = value

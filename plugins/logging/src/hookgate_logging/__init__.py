@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from hookgate import RequestContext, Response, StreamResponse, hookimpl
+from hookgate import Gauge, RequestContext, Response, StreamResponse, Usage, hookimpl
 from pydantic import BaseModel, ConfigDict, Field
 
 from .prices import PriceTable
@@ -232,13 +232,18 @@ class Plugin:
         writer.process()
         return await asyncio.to_thread(writer.flush, timeout)
 
-    def exposition(self) -> tuple[bytes, str]:
+    def exposition(self, gauges: Sequence[Gauge] = ()) -> tuple[bytes, str]:
         """What ``/metrics`` answers: Prometheus' text format and its content type (in
-        multiprocess mode, every worker's numbers added up)."""
+        multiprocess mode, every worker's numbers added up), plus other plugins' ``gauges``."""
         metrics = self._ensure_metrics()
         if metrics is None:
             raise RuntimeError("metrics are disabled ([plugins.logging] metrics = false)")
-        return metrics.exposition()
+        body, content_type = metrics.exposition()
+        if gauges:
+            from .metrics import render_gauges
+
+            body += render_gauges(gauges)
+        return body, content_type
 
     # ---- the request path ----------------------------------------------------------------
 
@@ -260,6 +265,22 @@ class Plugin:
                 )
             )
 
+    @hookimpl
+    def request_usage(
+        self, ctx: RequestContext, response: Response | StreamResponse | None
+    ) -> Usage | None:
+        from .record import measure
+
+        measured = measure(ctx, response, self.prices)
+        if measured.usage is None:
+            return None
+        return Usage(
+            measured.usage.prompt,
+            measured.usage.completion,
+            measured.cost,
+            estimated=measured.source == "estimated",
+        )
+
     # ---- server and CLI ----------------------------------------------------------------
 
     @hookimpl
@@ -273,7 +294,7 @@ class Plugin:
         plugin = self
 
         def metrics(request: Request) -> HTTPResponse:  # sync: Starlette runs it in a thread
-            body, content_type = plugin.exposition()
+            body, content_type = plugin.exposition(gateway.hooks.metrics(gateway))
             return HTTPResponse(body, media_type=content_type)
 
         return [Route(self.settings.metrics_path, metrics, methods=["GET"])]

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from hookgate.errors import SettingsError
 
-__all__ = ["Metrics", "enable_multiprocess"]
+if TYPE_CHECKING:
+    from hookgate.observe import Gauge
+
+__all__ = ["Metrics", "enable_multiprocess", "render_gauges"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -188,3 +192,20 @@ class Metrics:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render_gauges(gauges: Sequence[Gauge]) -> bytes:
+    """Other plugins' gauges (the ``metrics`` hook) in Prometheus' text format."""
+    lines: list[str] = []
+    for gauge in gauges:
+        lines.append(f"# HELP {gauge.name} {gauge.help}")
+        lines.append(f"# TYPE {gauge.name} gauge")
+        for labels, value in gauge.values:
+            inner = ",".join(f'{k}="{_label(str(v))}"' for k, v in labels.items())
+            series = f"{gauge.name}{{{inner}}}" if inner else gauge.name
+            lines.append(f"{series} {float(value)!r}")
+    return ("\n".join(lines) + "\n").encode() if lines else b""

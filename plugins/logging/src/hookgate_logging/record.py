@@ -24,7 +24,7 @@ from hookgate.responses import Response, StreamResponse
 
 from .prices import PriceTable, Usage
 
-__all__ = ["Seen", "build_record"]
+__all__ = ["Measured", "Seen", "build_record", "measure"]
 
 CACHE_HITS = frozenset({"HIT", "SEMANTIC HIT"})
 
@@ -195,6 +195,58 @@ def request_secrets(ctx: RequestContext) -> frozenset[str]:
     return frozenset(s for s in found if len(s) >= 4)
 
 
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """The tokens an answer used, where they were counted, and their price."""
+
+    usage: Usage | None
+    source: str | None
+    """``response``, ``stream`` or ``estimated``; None when nothing could be counted."""
+    model_answered: str | None
+    sent_model: str | None
+    cost: float | None
+
+
+def measure(
+    ctx: RequestContext, response: Response | StreamResponse | None, prices: PriceTable
+) -> Measured:
+    """Count the tokens of an answer (its ``usage``, a stream's last usage, or an estimate of
+    a stream's text) and price them by the model that answered."""
+    data: Any = None
+    if isinstance(response, Response):
+        try:
+            data = response.json()
+        except orjson.JSONDecodeError:
+            data = None
+    usage = None
+    source = None
+    model_answered = None
+    if isinstance(data, dict):
+        usage = usage_of(data.get("usage"))
+        source = "response" if usage is not None else None
+        if isinstance(data.get("model"), str):
+            model_answered = data["model"]
+    elif ctx.events:
+        usage, model_answered = _stream_usage_and_model(ctx.events)
+        source = "stream" if usage is not None else None
+        if usage is None:
+            usage = Usage(
+                estimate_tokens(_prompt_text(ctx.body)),
+                estimate_tokens(_stream_text(ctx.events)),
+            )
+            source = "estimated"
+    requested = ctx.model
+    sent_model = None
+    target = ctx.target
+    if target is not None:
+        override = target.override_params.get("model")
+        sent_model = override if isinstance(override, str) else requested
+    priced_model = model_answered or sent_model or requested
+    return Measured(
+        usage, source, model_answered, sent_model, prices.cost(priced_model, usage)
+    )
+
+
 def build_record(
     seen: Seen,
     prices: PriceTable,
@@ -212,38 +264,12 @@ def build_record(
         if attempt.path not in paths:
             paths.append(attempt.path)
 
-    data: Any = None
-    if isinstance(response, Response):
-        try:
-            data = response.json()
-        except orjson.JSONDecodeError:
-            data = None
-    usage = None
-    usage_source = None
-    model_answered = None
-    if isinstance(data, dict):
-        usage = usage_of(data.get("usage"))
-        usage_source = "response" if usage is not None else None
-        if isinstance(data.get("model"), str):
-            model_answered = data["model"]
-    elif ctx.events:
-        usage, model_answered = _stream_usage_and_model(ctx.events)
-        usage_source = "stream" if usage is not None else None
-        if usage is None:
-            usage = Usage(
-                estimate_tokens(_prompt_text(ctx.body)),
-                estimate_tokens(_stream_text(ctx.events)),
-            )
-            usage_source = "estimated"
-
+    measured = measure(ctx, response, prices)
+    usage, usage_source = measured.usage, measured.source
+    model_answered, sent_model = measured.model_answered, measured.sent_model
     requested = ctx.model
-    sent_model = None
-    if target is not None:
-        override = target.override_params.get("model")
-        sent_model = override if isinstance(override, str) else requested
-    priced_model = model_answered or sent_model or requested
     hit = seen.cache_status in CACHE_HITS
-    cost = prices.cost(priced_model, usage)
+    cost = measured.cost
     if hit:
         cost_saved, cost = cost, (0.0 if usage is not None else None)
     else:
