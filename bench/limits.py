@@ -23,7 +23,7 @@ from pathlib import Path
 from hookgate import CallOptions, Gateway
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support lives there
-from tests.support.servers import RedisServer  # noqa: E402
+from tests.support.servers import RedisServer
 
 BASE = """
 [gateway]
@@ -88,8 +88,16 @@ async def main() -> None:
         results = {}
         for name, plugins, limits in (
             ("without limits", "", ""),
-            ("memory backend", '"limits", ', LIMITS.format(backend="memory", path=folder / "t", url=redis.url)),
-            ("redis backend", '"limits", ', LIMITS.format(backend="redis", path=folder / "t", url=redis.url)),
+            (
+                "memory backend",
+                '"limits", ',
+                LIMITS.format(backend="memory", path=folder / "t", url=redis.url),
+            ),
+            (
+                "redis backend",
+                '"limits", ',
+                LIMITS.format(backend="redis", path=folder / "t", url=redis.url),
+            ),
         ):
             text = BASE.format(plugins=plugins) + limits
             (folder / "plugins.toml").write_text(text)

@@ -20,7 +20,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 import structlog
@@ -303,14 +303,17 @@ class Hooks:
         try:
             return self._hook.request_usage(ctx=ctx, response=response)
         except Exception as exc:
-            log.error("plugin_hook_failed", hook="request_usage", error=f"{type(exc).__name__}: {exc}")
+            log.error(
+                "plugin_hook_failed", hook="request_usage", error=f"{type(exc).__name__}: {exc}"
+            )
             return None
 
     def metrics(self, gateway: Gateway) -> list[Gauge]:
         gauges: list[Gauge] = []
         for impl in reversed(self._hook.metrics.get_hookimpls()):
             try:
-                gauges.extend(impl.function(*(gateway for _ in impl.argnames)) or ())
+                found = impl.function(*(gateway for _ in impl.argnames))
+                gauges.extend(cast("Sequence[Gauge] | None", found) or ())
             except Exception as exc:
                 log.error(
                     "plugin_hook_failed",

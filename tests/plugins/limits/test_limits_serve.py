@@ -109,7 +109,11 @@ def test_five_rpm_gives_exactly_five_answers_then_429_with_retry_after(gateway_u
     statuses = [a.status_code for a in answers]
     assert statuses == [200] * 5 + [429] * 3
     assert [a.headers["x-ratelimit-remaining-requests"] for a in answers[:5]] == [
-        "4", "3", "2", "1", "0",
+        "4",
+        "3",
+        "2",
+        "1",
+        "0",
     ]
     assert all(a.headers["x-ratelimit-limit-requests"] == "5" for a in answers)
     refused = answers[5]
@@ -208,7 +212,9 @@ def test_limits_show_and_metrics_report_usage(gateway_url: str) -> None:
     _chat(gateway_url, {"day_user": "carol"})
     with httpx.Client(timeout=10) as client:
         metrics = client.get(f"{gateway_url}/metrics").text
-    assert 'hookgate_limit_used{rule="daily",value="carol",kind="requests",unit="rpd"} 1.0' in metrics
+    assert (
+        'hookgate_limit_used{rule="daily",value="carol",kind="requests",unit="rpd"} 1.0' in metrics
+    )
     shown = subprocess.run(
         [HOOKGATE, "limits", "show", "--json", "--config", str(CONFIGS[gateway_url])],
         capture_output=True,

@@ -44,8 +44,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import orjson
 import structlog
 from hookgate import (
-    Gauge,
     GatewayError,
+    Gauge,
     Group,
     RateLimitError,
     RequestContext,
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     import click
     from hookgate import Gateway
 
-__all__ = ["Plugin", "RateLimit", "Rule", "Settings", "UsageLimit"]
+__all__ = ["LimitsSettings", "Plugin", "RateLimit", "Rule", "Settings", "UsageLimit"]
 
 log = structlog.get_logger("hookgate_limits")
 
@@ -72,7 +72,7 @@ STATE = "limits"
 """``ctx.state`` key: what this request holds (settled in ``post_response``)."""
 
 
-class Settings(BaseModel):
+class LimitsSettings(BaseModel):
     """``[plugins.limits]`` in plugins.toml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -102,7 +102,7 @@ class Settings(BaseModel):
     rules: list[Rule] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _distinct_labels(self) -> Settings:
+    def _distinct_labels(self) -> LimitsSettings:
         seen: set[str] = set()
         for rule in self.rules:
             if rule.label in seen:
@@ -112,6 +112,9 @@ class Settings(BaseModel):
                 )
             seen.add(rule.label)
         return self
+
+
+Settings = LimitsSettings
 
 
 @dataclass(slots=True)
@@ -147,10 +150,10 @@ class _Refused(Exception):
 class Plugin:
     """The ``limits`` plugin."""
 
-    Settings = Settings
+    Settings = LimitsSettings
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings = settings or Settings()
+    def __init__(self, settings: LimitsSettings | None = None) -> None:
+        self.settings = settings = settings or LimitsSettings()
         self.counters: Counters | None = None
         self.gateway: Gateway | None = None
         self._request_rules = [r for r in settings.rules if not r.on_targets]
@@ -392,11 +395,7 @@ class Plugin:
                 if held.kind == "cost"
                 else f"{refused.value:.0f} of {charge.limit:.0f} tokens"
             )
-            resets = (
-                "it does not reset"
-                if wait is None
-                else f"it resets at {_iso(charge.expires)}"
-            )
+            resets = "it does not reset" if wait is None else f"it resets at {_iso(charge.expires)}"
             period = "" if held.unit == "total" else f" ({held.unit})"
             return RateLimitError(
                 f"the budget{period} of {held.what} is spent: {spent}; {resets}",
@@ -563,7 +562,7 @@ def parse_key(key: str) -> dict[str, str] | None:
     return {"rule": rule, "value": value, "kind": parts[1], "unit": parts[2]}
 
 
-def read_entries_sync(settings: Settings, source: str) -> list[tuple[str, float, float]]:
+def read_entries_sync(settings: LimitsSettings, source: str) -> list[tuple[str, float, float]]:
     """Every live counter, read without an event loop (``/metrics`` runs in a thread)."""
     if settings.backend == "memory":
         table = FileCounters(table_path(settings.path, source), settings.slots)

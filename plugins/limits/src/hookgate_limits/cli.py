@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 import orjson
@@ -50,8 +51,13 @@ def add_commands(cli: click.Group) -> None:
         """Rate limits and spend budgets (hookgate-limits)."""
 
     @limits.command("show")
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                  help="plugins.toml (default: $HOOKGATE_CONFIG or ./plugins.toml)")
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="plugins.toml (default: $HOOKGATE_CONFIG or ./plugins.toml)",
+    )
     @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
     def show(config_path: str | None, as_json: bool) -> None:
         """Current usage of every limit, from the counters the gateway shares."""
@@ -60,17 +66,17 @@ def add_commands(cli: click.Group) -> None:
         settings, source = _settings(config_path)
         known = _limits_of(settings)
         now = time.time()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for key, value, expires in read_entries_sync(settings, source):  # type: ignore[arg-type]
             labels = parse_key(key)
             if labels is None:
                 continue
-            limit = known.get((labels["rule"], labels["kind"], labels["unit"]))
+            known_limit = known.get((labels["rule"], labels["kind"], labels["unit"]))
             rows.append(
                 {
                     **labels,
                     "used": round(value, 6),
-                    "limit": limit,
+                    "limit": known_limit,
                     "resets_in_s": None if expires >= 1e17 else round(expires - now, 1),
                 }
             )
@@ -81,12 +87,14 @@ def add_commands(cli: click.Group) -> None:
         if not rows:
             click.echo("no limit has been used in its current window", err=True)
             return
-        head = f"{'rule':<24} {'value':<20} {'kind':<14} {'unit':<8} {'used':>12} {'limit':>12} resets"
+        head = (
+            f"{'rule':<24} {'value':<20} {'kind':<14} {'unit':<8} {'used':>12} {'limit':>12} resets"
+        )
         click.echo(head)
         for r in rows:
-            limit = "" if r["limit"] is None else f"{r['limit']:g}"
+            shown_limit = "" if r["limit"] is None else f"{r['limit']:g}"
             resets = "never" if r["resets_in_s"] is None else f"{r['resets_in_s']:g}s"
             click.echo(
                 f"{r['rule'][:24]:<24} {r['value'][:20]:<20} {r['kind']:<14} {r['unit']:<8} "
-                f"{r['used']:>12g} {limit:>12} {resets}"
+                f"{r['used']:>12g} {shown_limit:>12} {resets}"
             )

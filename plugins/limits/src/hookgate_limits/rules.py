@@ -69,9 +69,7 @@ class UsageLimit(_Model):
     def _period(cls, value: str | None) -> str | None:
         if value is None or value in CALENDAR or duration(value) is not None:
             return value
-        raise ValueError(
-            "must be daily, weekly, monthly or a length such as '30s', '6h', '14d'"
-        )
+        raise ValueError("must be daily, weekly, monthly or a length such as '30s', '6h', '14d'")
 
 
 class Rule(_Model):

@@ -63,7 +63,7 @@ def format_reset(seconds: float) -> str:
     """OpenAI's ``x-ratelimit-reset-*`` format: ``"20ms"``, ``"6s"``, ``"1m30s"``, ``"2h0m0s"``."""
     if seconds < 1:
         return f"{max(0, round(seconds * 1000))}ms"
-    whole = int(round(seconds))
+    whole = round(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
