@@ -348,11 +348,8 @@ class RedisCounters:
             args += [charge.amount, charge.limit if math.isfinite(charge.limit) else 1e300]
             args.append(charge.expires)
         args += [1 if check else 0, time.time()]
-        try:
-            out = await asyncio.wait_for(
-                self._script(keys=keys, args=args),  # type: ignore[operator]
-                self.timeout,
-            )
+        try:  # socket_timeout bounds the call: no task per operation for a timer
+            out = await self._script(keys=keys, args=args)  # type: ignore[operator]
         except Exception as exc:  # redis-py's errors, timeouts, a closed pool
             raise BackendError(f"redis: {type(exc).__name__}: {exc}") from exc
         refused = int(out[0])
