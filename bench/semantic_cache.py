@@ -140,7 +140,7 @@ async def run(sizes: list[int], lookups: int, server: bool) -> None:
                         "semantic": True,
                         "created": now,
                         "expires": now + 3600,
-                        "facts": '[[], 0, [], [], ""]',
+                        "question": "synthetic question",
                         "kind": "json",
                         "status": 200,
                         "done_marker": True,

@@ -59,6 +59,9 @@ class Outcome:
     """Retries on the last target; -1 when the retries were exhausted."""
     cache_status: str
     cache_similarity: float | None
+    """Similarity of the nearest stored question a semantic cache looked at (hit or not)."""
+    cache_reason: str | None
+    """Why a semantic cache served that question, or why it refused it."""
     attempts: tuple[Attempt, ...]
     timings: dict[str, float]
     """Seconds per phase: pre_request, cache_lookup, upstream, post_response."""
@@ -113,6 +116,8 @@ class RequestContext:
     """Group path -> order in which to try its children (set in ``pre_request``)."""
     cache_status: str = "DISABLED"
     cache_similarity: float | None = None
+    cache_reason: str | None = None
+    """A semantic cache's explanation of its decision (``x-hookgate-cache-reason``)."""
     retries_exhausted: bool = False
     """Set by the retry plugin when it gave up because the attempts were spent."""
     attempts: list[Attempt] = field(default_factory=list)
@@ -190,6 +195,7 @@ class RequestContext:
             retry_attempt_count=self.retry_attempt_count,
             cache_status=self.cache_status,
             cache_similarity=self.cache_similarity,
+            cache_reason=self.cache_reason,
             attempts=tuple(self.attempts),
             timings=dict(self.timings),
         )

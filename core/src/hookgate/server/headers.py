@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -12,6 +13,8 @@ from ..context import RequestContext
 from ..errors import AuthenticationError, BadRequestError
 from ..gateway import CallOptions
 from ..settings import ServerSettings
+
+_REASON_SAFE = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
 
 __all__ = ["SECRET_HEADERS", "check_gateway_key", "request_options", "response_headers"]
 
@@ -134,4 +137,7 @@ def response_headers(ctx: RequestContext) -> dict[str, str]:
         headers[f"x-hookgate-{name}"] = value
     if ctx.cache_similarity is not None:
         headers["x-hookgate-cache-similarity"] = f"{ctx.cache_similarity:.4f}"
+    if ctx.cache_reason is not None:
+        # Header values are Latin-1: the reason's non-ASCII text (Chinese words) is %-encoded.
+        headers["x-hookgate-cache-reason"] = quote(ctx.cache_reason[:300], safe=_REASON_SAFE)
     return headers

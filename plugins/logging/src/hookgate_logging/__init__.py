@@ -33,7 +33,14 @@ if TYPE_CHECKING:
     from .metrics import Metrics
     from .writer import LogLines, Sink, Writer
 
-__all__ = ["LoggingSettings", "OtelSettings", "Plugin", "PriceOverride", "Settings", "StoreSettings"]
+__all__ = [
+    "LoggingSettings",
+    "OtelSettings",
+    "Plugin",
+    "PriceOverride",
+    "Settings",
+    "StoreSettings",
+]
 
 
 class _Table(BaseModel):
@@ -262,6 +269,7 @@ class Plugin:
                     ctx.cache_similarity,
                     ctx.error,
                     ctx.completed,
+                    ctx.cache_reason,
                 )
             )
 

@@ -41,6 +41,8 @@ class Seen:
     cache_similarity: float | None
     error: GatewayError | None
     completed: bool
+    cache_reason: str | None = None
+    """The semantic cache's explanation of its hit or refusal."""
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -317,6 +319,7 @@ def build_record(
         "retry_attempt_count": ctx.retry_attempt_count,
         "cache_status": seen.cache_status,
         "cache_similarity": seen.cache_similarity,
+        "cache_reason": seen.cache_reason,
         "prompt_tokens": usage.prompt if usage is not None else None,
         "completion_tokens": usage.completion if usage is not None else None,
         "total_tokens": usage.total if usage is not None else None,

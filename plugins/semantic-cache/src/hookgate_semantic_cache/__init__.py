@@ -5,13 +5,16 @@ answer when its last user message means the same as an earlier one (cosine simil
 their embeddings at or above ``threshold``) and everything else that shapes the answer is
 identical: endpoint, model and parameters, routing plan, system prompt and earlier turns,
 namespace and the caller's keys. Those go into an exact partition key; only the last user
-message is compared by meaning. A near-miss guard (:mod:`.guard`) refuses hits that change
-a number, a name, a negation or a unit.
+message is compared by meaning. The verifier (:mod:`.verify`) then compares the two
+questions word by word and refuses a candidate that changes a number, a negation, a time,
+an action into its opposite, the order of two things, a name, a unit or the audience.
 
 Order with the exact cache plugin (``cache``): it answers exact matches first (``HIT``);
 this plugin runs last (``trylast``), checks an exact match itself (so it also works alone),
-then the semantic one (``SEMANTIC HIT`` with ``ctx.cache_similarity``, else ``SEMANTIC
-MISS``). A broken store or embedder is a miss and a warning, never an error.
+then the semantic one (``SEMANTIC HIT``, else ``SEMANTIC MISS``); either way
+``ctx.cache_similarity`` is the nearest candidate's similarity and ``ctx.cache_reason``
+says why it was served or refused. A broken store or embedder is a miss and a warning,
+never an error.
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ from .embedders import (
     MiniLMEmbedder,
     OpenAIEmbedder,
 )
-from .guard import Facts, facts
 from .store import Candidate, ChromaStore, FolderLock
+from .verify import MIN_SIMILARITY, Verdict, verify_batch
 
 __all__ = ["Plugin", "SemanticCacheSettings", "Settings"]
 
@@ -79,9 +82,12 @@ class SemanticCacheSettings(BaseModel):
         "hookgate-semantic"
     )
     threshold: Annotated[float, Field(gt=0, le=1)] = 0.85
-    """Cosine similarity from which a stored question counts as the same question."""
+    """With ``guard = false``: the cosine similarity from which a stored question counts as
+    the same question. With the verifier on, its own thresholds (per language and per
+    kind of difference, :data:`.verify.THRESHOLDS`) decide."""
     guard: bool = True
-    """Refuse hits that change a number, a name, a negation or a unit."""
+    """The verifier: compare the two questions and refuse a candidate whose answer would
+    not answer this one (numbers, negation, time, opposites, order, names, units...)."""
     default_mode: Literal["semantic"] | None = None
     """Cache requests whose config has no ``cache`` block too. None (Portkey's behaviour):
     only requests that ask are cached."""
@@ -90,8 +96,8 @@ class SemanticCacheSettings(BaseModel):
     max_chars: Annotated[int, Field(ge=1)] = 1000
     """Longer last messages are only cached exactly, as are those the local model would
     truncate (it reads 256 tokens): a difference past that point would go unseen."""
-    candidates: Annotated[int, Field(ge=1, le=50)] = 4
-    """Nearest entries checked by the guard, best first."""
+    candidates: Annotated[int, Field(ge=1, le=50)] = 8
+    """Nearest entries checked by the verifier, best first."""
     prune_interval: Annotated[float, Field(ge=0)] = 60.0
     """Seconds between deletions of expired entries (0: only at start-up)."""
     embedder: Literal["local", "gateway", "openai"] = "local"
@@ -210,14 +216,13 @@ async def _replay(events: list[dict[str, Any]]) -> AsyncIterator[SSEEvent]:
 class _Request:
     """What a lookup leaves for ``post_response`` in ``ctx.state["semantic-cache"]``."""
 
-    __slots__ = ("entry_id", "facts", "max_age", "partition", "text", "vector")
+    __slots__ = ("entry_id", "max_age", "partition", "text", "vector")
 
     def __init__(self, partition: str, text: str, max_age: float) -> None:
         self.partition = partition
         self.text = text
         self.max_age = max_age
         self.entry_id = _entry_id(partition, text)
-        self.facts: Facts = facts(text)
         self.vector: list[float] | None = None
 
 
@@ -267,7 +272,7 @@ class Plugin:
             path=path,
             url=settings.chroma_url,
             collection=ChromaStore.collection_for(settings.collection_prefix, self.embedder.id),
-            floor=settings.threshold,
+            floor=MIN_SIMILARITY if settings.guard else settings.threshold,
         )
         try:
             await self.embedder.start()
@@ -415,6 +420,7 @@ class Plugin:
             return None
         if exact is not None:
             ctx.cache_status = "HIT"
+            ctx.cache_reason = "exact: the same question"
             log.info("semantic_cache_hit", trace_id=ctx.trace_id, exact=True)
             return _answer(exact.payload or "", exact.metadata)
         if found is None:  # not embedded yet: a remote embedder, or nothing to embed
@@ -431,24 +437,34 @@ class Plugin:
                 store.reset()
                 self._warn("semantic_cache_store_unavailable", exc, ctx.trace_id)
                 return None
-        best, chosen = found
+        best, chosen, looked = found
+        if looked is not None:  # the candidate that decided: served, or the nearest refused
+            ctx.cache_similarity = round(looked[0], 4)
+            ctx.cache_reason = looked[1].reason
+        elif best is not None:
+            ctx.cache_reason = f"no candidate: nearest similarity {best:.3f}"
+        else:
+            ctx.cache_reason = "no candidate: nothing stored"
         if chosen is None:
             log.debug(
                 "semantic_cache_miss",
                 trace_id=ctx.trace_id,
                 nearest_similarity=None if best is None else round(best, 4),
+                reason=ctx.cache_reason,
             )
             return None
         ctx.cache_status = "SEMANTIC HIT"
-        ctx.cache_similarity = chosen.similarity
         log.info(
-            "semantic_cache_hit", trace_id=ctx.trace_id, similarity=round(chosen.similarity, 4)
+            "semantic_cache_hit",
+            trace_id=ctx.trace_id,
+            similarity=round(chosen.similarity, 4),
+            reason=ctx.cache_reason,
         )
         return _answer(chosen.payload or "", chosen.metadata)
 
     def _lookup(
         self, request: _Request, now: float, embed: bool
-    ) -> tuple[Candidate | None, tuple[float | None, Candidate | None] | None]:
+    ) -> tuple[Candidate | None, _Found | None]:
         """In a worker thread: the exact entry if it is fresh; else, with ``embed``, the
         question's vector (local model) and :meth:`_select`'s answer."""
         store = self.store
@@ -467,10 +483,12 @@ class Plugin:
         request.vector = [float(x) for x in vector]
         return None, self._select(request, now)
 
-    def _select(self, request: _Request, now: float) -> tuple[float | None, Candidate | None]:
-        """In a worker thread: the nearest entries, the guard, the answer's payload.
+    def _select(self, request: _Request, now: float) -> _Found:
+        """In a worker thread: the nearest entries, the verifier, the answer's payload.
 
-        Returns the best similarity seen and the entry that answers, if any.
+        Returns the best similarity seen, the entry that answers (if any), and the
+        similarity and verdict of the candidate that decided: the one served, else the
+        nearest one refused.
         """
         store = self.store
         assert store is not None and request.vector is not None
@@ -481,18 +499,39 @@ class Plugin:
             now,
             self.settings.candidates,
         )
-        for candidate in found:
-            if self.settings.guard and not request.facts.matches(
-                Facts.loads(str(candidate.metadata.get("facts", "")))
-            ):
-                log.debug("semantic_cache_guarded", similarity=round(candidate.similarity, 4))
+        verdicts = self._verdicts(request.text, found)
+        first: tuple[float, Verdict] | None = None
+        for candidate, verdict in zip(found, verdicts, strict=True):
+            if first is None:
+                first = (candidate.similarity, verdict)
+            if not verdict.hit:
                 continue
             stored = store.get(candidate.id)
             if stored is None:  # pruned or replaced meanwhile
                 continue
             candidate.payload = stored.payload
-            return best, candidate
-        return best, None
+            return best, candidate, (candidate.similarity, verdict)
+        return best, None, first
+
+    def _verdicts(self, text: str, found: list[Candidate]) -> list[Verdict]:
+        """The verifier's verdict on each candidate (or the plain threshold, without it)."""
+        if not self.settings.guard:
+            threshold = self.settings.threshold
+            return [
+                Verdict(True, "ok: guard off")
+                if c.similarity >= threshold
+                else Verdict(False, f"similarity: {c.similarity:.3f} < {threshold:.2f}")
+                for c in found
+            ]
+        checked = [c for c in found if isinstance(c.metadata.get("question"), str)]
+        verdicts = iter(
+            verify_batch([(text, str(c.metadata["question"]), c.similarity) for c in checked])
+        )
+        # Entries written before the verifier carry no question to compare: never served.
+        old = Verdict(False, "unverifiable: the entry was stored without its question")
+        return [
+            next(verdicts) if isinstance(c.metadata.get("question"), str) else old for c in found
+        ]
 
     # ---- store ------------------------------------------------------------------------
 
@@ -520,7 +559,7 @@ class Plugin:
             payload, kind, done_marker = response.body, "json", True
         metadata = {
             "partition": request.partition,
-            "facts": request.facts.dumps(),
+            "question": request.text,
             "kind": kind,
             "status": response.status,
             "done_marker": done_marker,
@@ -576,6 +615,11 @@ class Plugin:
             self._warn("semantic_cache_store_unavailable", exc, trace_id)
             return
         log.debug("semantic_cache_stored", trace_id=trace_id, kind=metadata["kind"])
+
+
+_Found = tuple[float | None, Candidate | None, tuple[float, Verdict] | None]
+"""What :meth:`Plugin._select` found: best similarity, the entry served, the deciding
+candidate's similarity and verdict."""
 
 
 def _answer(payload: str, metadata: dict[str, Any]) -> Response | StreamResponse:

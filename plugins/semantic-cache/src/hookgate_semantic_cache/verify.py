@@ -1425,10 +1425,13 @@ def _audience(token: str, chinese: bool, span: list[str]) -> bool:
 # Similarity (MiniLM cosine) from which a candidate is served, by language and by what
 # differs once both questions are in canonical form: nothing (``same``), words only one
 # side has (``extra``), words replaced by others (``different``). MiniLM reads most Chinese
-# characters as unknown tokens, so for Chinese the comparison carries the decision.
-THRESHOLDS: dict[str, dict[str, float]] = {
+# characters as unknown tokens, so for Chinese the comparison carries the decision (and a
+# word replaced by another, not a synonym, is never served: None).
+MIN_SIMILARITY = 0.45
+"""The lowest threshold below: candidates under it are never fetched from the store."""
+THRESHOLDS: dict[str, dict[str, float | None]] = {
     "en": {"same": 0.55, "empty": 0.85, "extra": 0.76, "different": 0.84, "reworded": 0.76},
-    "zh": {"same": 0.30, "empty": 0.85, "extra": 0.30, "different": 2.0, "reworded": 0.30},
+    "zh": {"same": 0.45, "empty": 0.85, "extra": 0.45, "different": None, "reworded": 0.45},
 }
 
 
@@ -1436,7 +1439,7 @@ def verify(
     question: str,
     stored: str,
     similarity: float,
-    thresholds: dict[str, dict[str, float]] | None = None,
+    thresholds: dict[str, dict[str, float | None]] | None = None,
 ) -> Verdict:
     """May the answer to ``stored`` serve ``question``? ``similarity`` is their cosine."""
     qa, sa = analyse(question), analyse(stored)
@@ -1447,6 +1450,8 @@ def verify(
     if kind == "ok":
         kind = "same" if qa.tokens else "empty"
     floor = (thresholds or THRESHOLDS)["zh" if qa.chinese else "en"][kind]
+    if floor is None:  # Chinese: a replaced word is never served (no names to tell by)
+        return Verdict(False, reason)
     if similarity < floor:
         detail = "" if kind in ("same", "empty") else f" ({reason})"
         return Verdict(False, f"similarity: {similarity:.3f} < {floor:.2f}{detail}")
@@ -1455,7 +1460,7 @@ def verify(
 
 def verify_batch(
     pairs: list[tuple[str, str, float]],
-    thresholds: dict[str, dict[str, float]] | None = None,
+    thresholds: dict[str, dict[str, float | None]] | None = None,
 ) -> list[Verdict]:
     """:func:`verify` over (question, stored question, similarity) triples, in order."""
     return [verify(q, s, sim, thresholds) for q, s, sim in pairs]
