@@ -40,14 +40,20 @@ def table(rows: list[dict], hits: list[bool], by: str, title: str) -> None:
         for key in ("all", row.get(by, "-")):
             groups[(row["lang"], key)].append((hit, row["same"]))
     print(f"\n{title}")
-    print(f"{'lang':<4} {by:<16} {'pairs':>5} {'same':>5} {'precision':>9} {'recall':>6} {'false hits':>10}")
-    for (lang, key), cells in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "all", kv[0][1])):
+    print(
+        f"{'lang':<4} {by:<16} {'pairs':>5} {'same':>5} {'precision':>9} {'recall':>6} {'false hits':>10}"
+    )
+    for (lang, key), cells in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "all", kv[0][1])
+    ):
         tp = sum(1 for hit, same in cells if hit and same)
         fp = sum(1 for hit, same in cells if hit and not same)
         positives = sum(1 for _, same in cells if same)
         precision = f"{tp / (tp + fp):.3f}" if tp + fp else "-"
         recall = f"{tp / positives:.3f}" if positives else "-"
-        print(f"{lang:<4} {key:<16} {len(cells):>5} {positives:>5} {precision:>9} {recall:>6} {fp:>10}")
+        print(
+            f"{lang:<4} {key:<16} {len(cells):>5} {positives:>5} {precision:>9} {recall:>6} {fp:>10}"
+        )
 
 
 def main() -> None:
@@ -90,8 +96,10 @@ def main() -> None:
             model.embed_sync([text])
             samples.append(time.perf_counter() - start)
         samples.sort()
-        print(f"\nverifier: {cold * 1e6:.0f} us per pair (texts analysed), {warm * 1e6:.0f} us "
-              f"(analyses cached); a lookup of 8 candidates: {8 * cold * 1e3:.2f} ms at most")
+        print(
+            f"\nverifier: {cold * 1e6:.0f} us per pair (texts analysed), {warm * 1e6:.0f} us "
+            f"(analyses cached); a lookup of 8 candidates: {8 * cold * 1e3:.2f} ms at most"
+        )
         print(f"embedding one question (MiniLM int8, 1 thread): p50 "
               f"{samples[len(samples) // 2] * 1e3:.2f} ms")  # fmt: skip
 
