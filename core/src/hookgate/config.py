@@ -9,6 +9,7 @@ strictly; provider-specific target fields (Azure's ``resource_name``, ...) are k
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -21,10 +22,12 @@ __all__ = [
     "CacheConfig",
     "Config",
     "RetryConfig",
+    "StoredConfig",
     "StrategyConfig",
     "TargetConfig",
     "format_validation_error",
     "parse_config",
+    "split_config_id",
 ]
 
 
@@ -99,6 +102,29 @@ class TargetConfig(BaseModel):
 
 class Config(TargetConfig):
     """The top level of a config: a target or a group, plus request-wide settings."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConfig:
+    """A config a plugin holds (the control plane's store), as ``resolve_config`` answers.
+
+    One immutable version of it: a request that used it names ``slug`` and ``version`` in
+    its log record, and the routing plan built from it is reused until the version changes.
+    """
+
+    slug: str
+    version: str
+    """The version's id (unique across the store)."""
+    config: Config
+    workspace: str = "default"
+    number: int | None = None
+    """The version's position in the config's history (1, 2, ...), when the store counts."""
+
+
+def split_config_id(config_id: str) -> tuple[str, str | None]:
+    """``pc-abc@3`` -> ``("pc-abc", "3")``: a config id and the version it pins, if any."""
+    slug, at, version = config_id.strip().partition("@")
+    return slug, (version or None) if at else None
 
 
 def format_validation_error(exc: ValidationError, root: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from random import getrandbits
 from typing import Any, Literal
 
+from .auth import Principal
 from .config import Config
 from .errors import GatewayError
 from .responses import Response, SSEEvent, StreamResponse
@@ -107,6 +108,8 @@ class RequestContext:
     metadata: dict[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     """Incoming headers a target may forward (``forward_headers``); lower-case names."""
+    principal: Principal | None = None
+    """Who called: the gateway key's workspace and role; None when the deployment has no keys."""
     cache_force_refresh: bool = False
     cache_namespace: str | None = None
     timeout: float = 600.0

@@ -8,10 +8,13 @@ The tree::
         ├── BadRequestError       400  the client's request is wrong
         │   └── ConfigError       400  the per-request config, its id or a virtual key is wrong
         ├── AuthenticationError   401  missing or wrong gateway API key
+        ├── PermissionDeniedError 403  the key is valid but its role does not allow this
         ├── NotFoundError         404  unknown route or resource
+        ├── ConflictError         409  the change is based on a stale version, or clashes
         ├── RequestTimeoutError   408  the request's time budget ran out
         ├── PayloadTooLargeError  413  the request body is over the limit
         ├── RateLimitError        429  a rate limit or spend budget of the gateway's refused it
+        ├── UnavailableError      503  a backend the gateway needs (a store) is unreachable
         └── ProviderError         the upstream answered with an error, or not at all
             ├── UpstreamConnectionError  502  connection refused, reset or dropped
             ├── UpstreamTimeoutError     504  the upstream did not answer in time
@@ -32,14 +35,17 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigError",
+    "ConflictError",
     "GatewayError",
     "HookgateError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
     "RequestTimeoutError",
     "SettingsError",
+    "UnavailableError",
     "UpstreamConnectionError",
     "UpstreamProtocolError",
     "UpstreamTimeoutError",
@@ -118,10 +124,22 @@ class AuthenticationError(GatewayError):
     code = "invalid_api_key"
 
 
+class PermissionDeniedError(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
 class NotFoundError(GatewayError):
     status = 404
     type = "invalid_request_error"
     code = "not_found"
+
+
+class ConflictError(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
 
 
 class RequestTimeoutError(GatewayError):
@@ -159,6 +177,12 @@ class RateLimitError(GatewayError):
         self.retry_after = retry_after
         if type is not None:
             self.type = type
+
+
+class UnavailableError(GatewayError):
+    status = 503
+    type = "api_error"
+    code = "service_unavailable"
 
 
 class ProviderError(GatewayError):

@@ -23,9 +23,10 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .config import Config, parse_config
+from .auth import DEFAULT_WORKSPACE, Principal
+from .config import Config, StoredConfig, parse_config, split_config_id
 from .context import Endpoint, Outcome, RequestContext, new_trace_id
-from .errors import UpstreamProtocolError
+from .errors import ConfigError, UpstreamProtocolError
 from .models import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -62,6 +63,9 @@ class CallOptions:
     """Seconds until the answer must start; overrides the config's ``request_timeout``."""
     headers: Mapping[str, str] = field(default_factory=dict)
     """Incoming headers a target may forward (``forward_headers``)."""
+    principal: Principal | None = None
+    """Who calls (the server's gate sets it from the gateway key): decides which stored
+    configs and virtual keys the request may use."""
 
 
 class Gateway:
@@ -115,10 +119,16 @@ class Gateway:
         raise KeyError(name)
 
     def _refresh_capabilities(self) -> None:
-        self._plans: dict[tuple[Any, RequestTarget], tuple[Config | None, Plan]] = {}
+        self.invalidate_plans()
         self.providers = frozenset(p for loaded in self.plugins for p in loaded.providers)
         self.strategies = frozenset(s for loaded in self.plugins for s in loaded.strategies)
         self.aliases = {a: c for loaded in self.plugins for a, c in loaded.aliases.items()}
+
+    def invalidate_plans(self) -> None:
+        """Forget every routing plan built so far. A plugin whose ``resolve_virtual_key``
+        answers change (a key rotated, deleted) calls this; stored configs need not, since
+        plans are keyed by their version."""
+        self._plans: dict[tuple[Any, ...], tuple[Config | None, Plan]] = {}
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -174,12 +184,23 @@ class Gateway:
             custom_host=options.custom_host,
             virtual_key=options.virtual_key,
         )
+        principal = options.principal
         # Servers see the same few routings over and over (a config header's text, a provider
-        # and key): a resolved plan is immutable, so it is built once per distinct input.
-        key = (config, request) if config is None or isinstance(config, str) else None
+        # and key): a resolved plan is immutable, so it is built once per distinct input. A
+        # stored config is looked up on every request (in the plugin's memory) and its plan
+        # reused while its version stays the same.
+        stored: StoredConfig | None = None
+        if isinstance(config, str) and not config.lstrip().startswith("{"):
+            stored = self._stored_config(config, principal)
+        key: tuple[Any, ...] | None = None
+        if config is None or isinstance(config, str):
+            workspace = principal.workspace if principal is not None else DEFAULT_WORKSPACE
+            admin = principal is not None and principal.is_admin
+            source = (stored.slug, stored.version) if stored is not None else config
+            key = (source, request, workspace, admin)
         cached = self._plans.get(key) if key is not None else None
         if cached is None:
-            cached = self._resolve(config, request)
+            cached = self._resolve(stored if stored is not None else config, request, principal)
             if key is not None:
                 if len(self._plans) >= _PLAN_CACHE_SIZE:
                     self._plans.pop(next(iter(self._plans)))
@@ -194,19 +215,54 @@ class Gateway:
             trace_id=options.trace_id or new_trace_id(),
             metadata=options.metadata,
             headers=options.headers,
+            principal=principal,
             cache_force_refresh=options.cache_force_refresh,
             cache_namespace=options.cache_namespace,
             timeout=timeout,
         )
 
+    def _stored_config(self, config: str, principal: Principal | None) -> StoredConfig | None:
+        """A config id plugins.toml does not declare, from the plugins (``resolve_config``)."""
+        config_id, version = split_config_id(config)
+        if not config_id or (version is None and "@" in config):
+            raise ConfigError(
+                f"config id {config.strip()!r} is malformed: write 'ID' or 'ID@VERSION'",
+                code="config_not_found",
+            )
+        if config_id in self.settings.configs:
+            if version is not None:
+                raise ConfigError(
+                    f"config {config_id!r} is declared in plugins.toml, which keeps no "
+                    "versions: use it without '@'",
+                    code="config_not_found",
+                )
+            return None
+        found = self.hooks.resolve_config(config_id, version, principal)
+        if found is None:
+            known = ", ".join(sorted(self.settings.configs)) or "none are declared"
+            raise ConfigError(
+                f"unknown config id {config_id!r} (configs in plugins.toml: {known}; "
+                "none stored by that id is visible to this key)",
+                code="config_not_found",
+            )
+        return found
+
     def _resolve(
-        self, config: Config | Mapping[str, Any] | str | None, request: RequestTarget
+        self,
+        config: Config | Mapping[str, Any] | str | StoredConfig | None,
+        request: RequestTarget,
+        principal: Principal | None = None,
     ) -> tuple[Config | None, Plan]:
         config_id = None
-        if isinstance(config, str) and not config.lstrip().startswith("{"):
+        version = None
+        if isinstance(config, StoredConfig):
+            config_id, version = config.slug, config.version
+            config = config.config
+        elif isinstance(config, str) and not config.lstrip().startswith("{"):
             config_id = config.strip()
             config = self.settings.named_config(config_id)
         resolved = None if config is None else parse_config(config)  # type: ignore[arg-type]
+        hooks = self.hooks
         plan = build_plan(
             resolved,
             request,
@@ -215,6 +271,8 @@ class Gateway:
             strategies=self.strategies,
             aliases=self.aliases,
             config_id=config_id,
+            config_version=version,
+            virtual_keys=lambda slug: hooks.resolve_virtual_key(slug, principal),
         )
         return resolved, plan
 

@@ -8,13 +8,20 @@ A request flows through five hooks::
 
 and four more tie plugins to the process: ``startup`` and ``shutdown`` open and close their
 connection pools, ``register_routes`` and ``register_commands`` add HTTP routes and CLI
-subcommands.
+subcommands. Three let a plugin hold what plugins.toml declares statically (the control
+plane's store): ``authenticate`` turns a gateway key into a :class:`~hookgate.auth.Principal`,
+``resolve_config`` a config id into a stored config, ``resolve_virtual_key`` a virtual key's
+slug into its provider and key. They run on the request path, so an implementation answers
+from memory (a snapshot it refreshes in the background), never from a database.
 
 pluggy calls implementations synchronously, and a coroutine is never None, so:
 
 - ``call_provider`` and ``on_error`` stop at the first non-None result: implement them with
   plain ``def``, return None to decline and an awaitable (or, for ``on_error``, a
   :class:`~hookgate.context.Decision`) to claim. The loader rejects ``async def`` for them.
+- ``authenticate``, ``resolve_config`` and ``resolve_virtual_key`` stop at the first non-None
+  result too and answer synchronously (plain ``def``, no awaitable): the loader rejects
+  ``async def`` for them.
 - ``pre_request``, ``cache_lookup``, ``post_response``, ``startup`` and ``shutdown`` may be
   ``async def``; the core awaits every result in hook order.
 
@@ -24,7 +31,7 @@ implementation pins itself with ``tryfirst``/``trylast``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pluggy import HookimplMarker, HookspecMarker
@@ -32,12 +39,15 @@ from pluggy import HookimplMarker, HookspecMarker
 if TYPE_CHECKING:
     import click
 
+    from .auth import Principal
+    from .config import StoredConfig
     from .context import Decision, RequestContext
     from .errors import ProviderError
     from .gateway import Gateway
     from .observe import Gauge, Usage
     from .responses import Response, StreamResponse
     from .routing import Target
+    from .settings import VirtualKey
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -166,4 +176,50 @@ def metrics(gateway: Gateway) -> Sequence[Gauge] | None:
 
     The plugin serving ``/metrics`` adds them to what it exposes. Called per scrape, off the
     request path; keep it quick and return at most a bounded number of series.
+    """
+
+
+@hookspec(firstresult=True)
+def authenticate(token: str | None, headers: Mapping[str, str]) -> Principal | None:
+    """Say who a gateway key belongs to.
+
+    Called once per request (every route, the admin API's too) when the key is not one of
+    ``[server] api_keys``. Return the key's :class:`~hookgate.auth.Principal`, or None when the
+    key is not yours; the first principal wins. A plugin that manages keys refuses a request
+    it must not let through by raising: once any key of its exists, a missing, unknown,
+    revoked or expired key is a 401. With no principal and no ``[server] api_keys`` the
+    request goes on anonymously (``ctx.principal`` is None). Answer from memory: a hash and a
+    dictionary look-up, never a database query.
+
+    :param token: the key from ``x-portkey-api-key`` (or ``Authorization`` when the deployment
+        accepts gateway keys there); None when the request carries none.
+    :param headers: the request's headers, lower-case names.
+    :raises AuthenticationError: to refuse the request with a 401.
+    """
+
+
+@hookspec(firstresult=True)
+def resolve_config(
+    config_id: str, version: str | None, principal: Principal | None
+) -> StoredConfig | None:
+    """Find a stored config by id: ``x-portkey-config: pc-abc`` or ``pc-abc@<version>``.
+
+    Called for ids plugins.toml does not declare. Return the current version (or the one
+    ``version`` pins), or None when the id is not yours; the core answers an id nobody knows
+    with a 400 ``config_not_found``. A config the ``principal`` may not see (another
+    workspace's) is None as well: to that key it does not exist. The core reuses the routing
+    plan of a ``(slug, version)`` it has seen, so an answer must be immutable.
+
+    :param principal: who asks; None when the deployment has no gateway keys.
+    :raises ConfigError: for a pinned version the config does not have.
+    """
+
+
+@hookspec(firstresult=True)
+def resolve_virtual_key(slug: str, principal: Principal | None) -> VirtualKey | None:
+    """Find a stored virtual key by slug: its provider, decrypted key, custom host and
+    provider fields. Return None when it is not yours or ``principal`` may not use it.
+
+    Called while a routing plan is built, for slugs plugins.toml does not declare. Plans
+    are reused, so a plugin whose keys change calls :meth:`Gateway.invalidate_plans`.
     """

@@ -27,17 +27,18 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from . import hookspecs
-from .config import format_validation_error
+from .config import StoredConfig, format_validation_error
 from .context import Decision, RequestContext
 from .errors import GatewayError, ProviderError, SettingsError
 from .observe import Gauge, Usage
 from .responses import Response, StreamResponse
 from .routing import Target
-from .settings import Settings
+from .settings import Settings, VirtualKey
 
 if TYPE_CHECKING:
     import click
 
+    from .auth import Principal
     from .gateway import Gateway
 
 __all__ = [
@@ -58,11 +59,18 @@ _CLAIM = (
     "never None, so it would always win)"
 )
 _READ = "a plain 'def': it is called synchronously and its result used as it is"
+_FROM_MEMORY = (
+    "a plain 'def' that answers from memory or returns None to decline (a coroutine is "
+    "never None, so it would always win)"
+)
 _SYNC_HOOKS = {
     "call_provider": _CLAIM,
     "on_error": _CLAIM,
     "request_usage": _READ,
     "metrics": _READ,
+    "authenticate": _FROM_MEMORY,
+    "resolve_config": _FROM_MEMORY,
+    "resolve_virtual_key": _FROM_MEMORY,
 }
 
 
@@ -322,6 +330,17 @@ class Hooks:
                     error=f"{type(exc).__name__}: {exc}",
                 )
         return gauges
+
+    def authenticate(self, token: str | None, headers: Mapping[str, str]) -> Principal | None:
+        return self._hook.authenticate(token=token, headers=headers)
+
+    def resolve_config(
+        self, config_id: str, version: str | None, principal: Principal | None
+    ) -> StoredConfig | None:
+        return self._hook.resolve_config(config_id=config_id, version=version, principal=principal)
+
+    def resolve_virtual_key(self, slug: str, principal: Principal | None) -> VirtualKey | None:
+        return self._hook.resolve_virtual_key(slug=slug, principal=principal)
 
     def register_routes(self, gateway: Gateway) -> list[Any]:
         routes: list[Any] = []

@@ -14,7 +14,7 @@ and any other group uses its first child with a non-zero weight.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from .config import CacheConfig, Config, RetryConfig, TargetConfig
 from .errors import ConfigError
-from .settings import Settings
+from .settings import Settings, VirtualKey
 
 __all__ = ["Group", "Node", "Plan", "RequestTarget", "Target", "build_plan", "candidates"]
 
@@ -101,6 +101,9 @@ Node = Target | Group
 class Plan:
     root: Node
     config_id: str | None = None
+    """The id of the config the request named (its slug for a stored config)."""
+    config_version: str | None = None
+    """The version of the stored config that served the request; None for plugins.toml's."""
 
     def leaves(self) -> Iterator[Target]:
         stack: list[Node] = [self.root]
@@ -165,16 +168,23 @@ def build_plan(
     strategies: Collection[str],
     aliases: Mapping[str, str] = _EMPTY,
     config_id: str | None = None,
+    config_version: str | None = None,
+    virtual_keys: Callable[[str], VirtualKey | None] | None = None,
 ) -> Plan:
     """Resolve a config into a plan; raise :class:`ConfigError` saying what is wrong.
 
     Provider names are lower-cased and aliases replaced by their canonical name, so
     ``call_provider``, headers and logs all see ``lingyi`` whether a client said ``yi``.
+    Virtual keys come from plugins.toml, else from ``virtual_keys`` (a plugin's store).
     """
     if config is None:
         config = Config()
-    builder = _Builder(request, settings, providers, strategies, aliases)
-    return Plan(root=builder.node(config, "config", None, 0, _EMPTY), config_id=config_id)
+    builder = _Builder(request, settings, providers, strategies, aliases, virtual_keys)
+    return Plan(
+        root=builder.node(config, "config", None, 0, _EMPTY),
+        config_id=config_id,
+        config_version=config_version,
+    )
 
 
 class _Builder:
@@ -185,8 +195,10 @@ class _Builder:
         providers: Collection[str],
         strategies: Collection[str],
         aliases: Mapping[str, str],
+        virtual_keys: Callable[[str], VirtualKey | None] | None = None,
     ) -> None:
         self.request = request
+        self.virtual_keys = virtual_keys
         self.settings = settings
         self.providers = providers
         self.strategies = strategies
@@ -255,6 +267,8 @@ class _Builder:
             virtual_key = request.virtual_key
         if virtual_key is not None:
             vk = self.settings.virtual_keys.get(virtual_key)
+            if vk is None and self.virtual_keys is not None:
+                vk = self.virtual_keys(virtual_key)
             if vk is None:
                 raise ConfigError(
                     f"{path}: unknown virtual key {virtual_key!r}", code="invalid_virtual_key"

@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..gateway import Gateway
 from ..responses import Response, StreamResponse
-from .headers import check_gateway_key, request_options, response_headers
+from .headers import authenticate, request_options, response_headers
 
 __all__ = ["HookgateApp", "app_from_env", "create_app", "error_response", "read_json"]
 
@@ -103,10 +103,10 @@ class API:
         ``x-portkey-*`` headers. ``read_body`` is awaited for the JSON body after the key check."""
         ctx: RequestContext | None = None
         try:
-            check_gateway_key(headers, self.server)
+            principal, gateway_key = authenticate(headers, self.server, self.gateway.hooks)
             if read_body is not None:
                 body = await read_body()
-            config, options = request_options(headers, self.server)
+            config, options = request_options(headers, self.server, gateway_key, principal)
             ctx = self.gateway.context(endpoint, body, config=config, options=options)
             response = await self.gateway.handle(ctx)
         except GatewayError as exc:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
 
+from ..auth import OPERATOR, Principal
 from ..context import RequestContext
 from ..errors import AuthenticationError, BadRequestError
 from ..gateway import CallOptions
@@ -16,7 +17,15 @@ from ..settings import ServerSettings
 
 _REASON_SAFE = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
 
-__all__ = ["SECRET_HEADERS", "check_gateway_key", "request_options", "response_headers"]
+if TYPE_CHECKING:
+    from ..plugins import Hooks
+
+__all__ = [
+    "SECRET_HEADERS",
+    "authenticate",
+    "request_options",
+    "response_headers",
+]
 
 # The portkey-ai SDK drives an inner openai client whose key is this literal text when the
 # caller gave no provider key: it is a placeholder, never a key to forward.
@@ -53,15 +62,27 @@ def _is_gateway_key(candidate: str | None, settings: ServerSettings) -> bool:
     return any(hmac.compare_digest(candidate, key) for key in settings.api_keys)
 
 
-def check_gateway_key(headers: Mapping[str, str], settings: ServerSettings) -> None:
-    """Raise 401 unless the request carries one of the deployment's gateway keys."""
-    if not settings.api_keys:
-        return
-    if _is_gateway_key(headers.get("x-portkey-api-key"), settings):
-        return
-    if settings.api_key_in_authorization and _is_gateway_key(_bearer(headers), settings):
-        return
-    raise AuthenticationError("a valid gateway key is required in the x-portkey-api-key header")
+def authenticate(
+    headers: Mapping[str, str], settings: ServerSettings, hooks: Hooks
+) -> tuple[Principal | None, str | None]:
+    """Who sends this request, and the gateway key they sent (so it is never mistaken for a
+    provider key). A key of ``[server] api_keys`` is the operator; any other is offered to
+    the ``authenticate`` hook, whose plugin may refuse it. Raise 401 when keys are required
+    and none matched; (None, None) when the deployment has no keys at all."""
+    portkey = headers.get("x-portkey-api-key") or None
+    bearer = _bearer(headers) if settings.api_key_in_authorization else None
+    if settings.api_keys:
+        if _is_gateway_key(portkey, settings):
+            return OPERATOR, portkey
+        if _is_gateway_key(bearer, settings):
+            return OPERATOR, bearer
+    token = portkey or bearer
+    principal = hooks.authenticate(token, headers)
+    if principal is not None:
+        return principal, token
+    if settings.api_keys:
+        raise AuthenticationError("a valid gateway key is required in the x-portkey-api-key header")
+    return None, None
 
 
 def _flag(value: str | None) -> bool:
@@ -69,14 +90,21 @@ def _flag(value: str | None) -> bool:
 
 
 def request_options(
-    headers: Mapping[str, str], settings: ServerSettings
+    headers: Mapping[str, str],
+    settings: ServerSettings,
+    gateway_key: str | None = None,
+    principal: Principal | None = None,
 ) -> tuple[str | None, CallOptions]:
-    """The config (JSON text or id, unparsed) and per-call options a request's headers carry."""
+    """The config (JSON text or id, unparsed) and per-call options a request's headers carry.
+
+    :param gateway_key: the key :func:`authenticate` accepted: never a provider key.
+    :param principal: who sends the request, from :func:`authenticate`.
+    """
     api_key = _bearer(headers)
     if (
         api_key is not None
         and settings.api_key_in_authorization
-        and _is_gateway_key(api_key, settings)
+        and (api_key == gateway_key or _is_gateway_key(api_key, settings))
     ):
         api_key = None  # the gateway's own key, not a provider's
     metadata: dict[str, str] = {}
@@ -118,6 +146,7 @@ def request_options(
         cache_namespace=headers.get("x-portkey-cache-namespace") or None,
         timeout=timeout,
         headers={k: v for k, v in headers.items() if k not in SECRET_HEADERS},
+        principal=principal,
     )
     return headers.get("x-portkey-config") or None, options
 

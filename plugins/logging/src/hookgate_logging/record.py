@@ -284,6 +284,7 @@ def build_record(
 
     error = seen.error
     secrets = request_secrets(ctx)
+    principal = ctx.principal
     record: dict[str, Any] = {
         "timestamp": datetime.fromtimestamp(ctx.created, UTC).isoformat(timespec="milliseconds"),
         "ts": ctx.created,
@@ -296,6 +297,9 @@ def build_record(
         "model_answered": model_answered,
         "target": ctx.last_used_option,
         "config_id": ctx.plan.config_id,
+        "config_version": ctx.plan.config_version,
+        "workspace": principal.workspace if principal is not None else None,
+        "api_key_id": principal.key_id if principal is not None else None,
         "status": seen.status,
         "stream": ctx.stream,
         "completed": seen.completed,
