@@ -221,6 +221,17 @@ class Gateway:
             timeout=timeout,
         )
 
+    def check_config(
+        self, config: Config | Mapping[str, Any], principal: Principal | None = None
+    ) -> Config:
+        """Validate ``config`` exactly as a request's config is checked (schema, providers,
+        strategies, virtual keys ``principal`` may use, custom hosts) and return it parsed;
+        raise the same :class:`ConfigError` a request would get. For a plugin that stores
+        configs: nothing invalid gets in."""
+        resolved, _ = self._resolve(parse_config(config), RequestTarget(), principal)  # type: ignore[arg-type]
+        assert resolved is not None
+        return resolved
+
     def _stored_config(self, config: str, principal: Principal | None) -> StoredConfig | None:
         """A config id plugins.toml does not declare, from the plugins (``resolve_config``)."""
         config_id, version = split_config_id(config)
