@@ -392,6 +392,30 @@ _EN_ANTONYMS = [
     ("begin", "end"), ("start", "end"), ("mean", "median"), ("averag", "median"),
     ("time", "space"), ("sum", "product"), ("area", "perimeter"), ("gcd", "lcm"),
     ("shallow", "deep"), ("vegan", "vegetarian"), ("free", "paid"), ("public", "privat"),
+    ("include", "exclude"), ("inhale", "exhale"), ("charge", "discharge"), ("freeze", "thaw"),
+    ("heat", "cool"), ("warm", "cool"), ("wet", "dry"), ("hire", "fire"), ("attach", "detach"),
+    ("allow", "deny"), ("approve", "reject"), ("confirm", "cancel"), ("maximize", "minimize"),
+    ("above", "below"), ("inside", "outside"), ("upper", "lower"), ("uppercase", "lowercase"),
+    ("over", "under"), ("overweight", "underweight"), ("positive", "negative"),
+    ("true", "false"), ("success", "failure"), ("succeed", "fail"), ("online", "offline"),
+    ("sync", "async"), ("synchronous", "asynchronous"), ("client", "server"),
+    ("frontend", "backend"), ("input", "output"), ("read", "write"), ("get", "set"),
+    ("request", "response"), ("wide", "narrow"), ("thick", "thin"), ("heavy", "light"),
+    ("strong", "weak"), ("rich", "poor"), ("cheap", "expensive"), ("happy", "sad"),
+    ("love", "hate"), ("like", "dislike"), ("agree", "disagree"), ("legal", "illegal"),
+    ("morning", "evening"), ("day", "night"), ("sunrise", "sunset"), ("wired", "wireless"),
+    ("eat", "avoid"), ("take", "avoid"), ("use", "avoid"), ("do", "avoid"), ("drink", "avoid"),
+    ("allow", "prohibit"), ("permit", "forbid"), ("accept", "refus"), ("win", "loss"),
+    ("profit", "loss"), ("buy", "return"), ("import", "export"), ("birth", "death"),
+    ("born", "died"), ("arriv", "leav"), ("come", "go"), ("bring", "send"), ("give", "take"),
+    ("lend", "repay"), ("borrow", "return"), ("deposit", "withdrawal"), ("attack", "defend"),
+    ("forward", "backward"), ("front", "back"), ("top", "bottom"), ("inner", "outer"),
+    ("minor", "major"), ("junior", "senior"), ("entry", "exit"), ("plus", "minus"),
+    ("multiply", "divide"), ("numerator", "denominator"), ("horizontal", "vertical"),
+    ("row", "column"), ("prefix", "suffix"), ("before", "after"), ("ascend", "descend"),
+    ("encrypt", "hash"), ("merge", "split"), ("join", "split"), ("append", "prepend"),
+    ("push", "pop"), ("enqueue", "dequeue"), ("parent", "child"), ("local", "remote"),
+    ("local", "global"), ("static", "dynamic"), ("mutable", "immutable"), ("strict", "loose"),
     ("male", "female"), ("men", "women"), ("man", "woman"), ("boy", "girl"),
     ("minifi", "unminifi"), ("mini", "unmini"), ("hide", "unhide"), ("share", "unshare"),
 ]  # fmt: skip
@@ -712,7 +736,7 @@ _EN_CRITICAL = frozenset(
         "minimum",
     ]
 )
-_OPPOSITE_PREFIXES = ("un", "dis", "de", "de-", "non", "in", "im", "re")
+_OPPOSITE_PREFIXES = ("un", "dis", "de", "de-", "non", "in", "im", "il", "ir", "re", "anti", "mis")
 
 # ---- Chinese ---------------------------------------------------------------------------
 
@@ -849,7 +873,7 @@ _ZH_FUNCTION = frozenset(
     "的了吗呢吧啊呀么嘛是在和与及或也都就还又再很太更您你我他她它们这那些个"
     "么得地着过把被给让对于以之其而且所则并即该点呗哦嗯吖呐么儿有里中跟于在"
 )
-_ZH_NEGATIONS = frozenset("不没无非未别勿莫否免")
+_ZH_NEGATIONS = frozenset("不没无非未别勿莫否免禁忌缺")
 # Units: a question about 公里 is not one about 英里.
 _ZH_UNITS = (
     "米",
@@ -959,6 +983,21 @@ _ZH_OPPOSITE = [
     ("公约数", "公倍数"), ("体积", "表面积"), ("周长", "面积"), ("纯素", "素食"),
     ("退款", "换货"), ("提现", "充值"), ("按月", "按年"), ("入门", "高级"),
     ("<初级>", "<高级>"), ("<简单>", "<详细>"), ("<总结>", "<详细>"), ("正式", "随意"),
+    ("加热", "冷却"), ("升温", "降温"), ("开机", "关机"), ("上线", "下线"), ("在线", "离线"),
+    ("同步", "异步"), ("输入", "输出"), ("读", "写"), ("借", "还"), ("借入", "借出"),
+    ("收入", "支出"), ("进口", "出口"), ("入口", "出口"), ("正", "负"), ("真", "假"),
+    ("成功", "失败"), ("喜欢", "讨厌"), ("支持", "反对"), ("同意", "反对"), ("合法", "违法"),
+    ("贵", "便宜"), ("宽", "窄"), ("厚", "薄"), ("重", "轻"), ("强", "弱"), ("冷", "热"),
+    ("干", "湿"), ("白天", "晚上"), ("日出", "日落"), ("涨价", "降价"), ("充电", "放电"),
+    ("进", "出"), ("收件", "发件"), ("寄", "收"), ("存", "取"), ("雇佣", "解雇"),
+    ("批准", "拒绝"), ("包含", "排除"), ("上", "下"), ("前", "后"), ("内", "外"),
+    ("内", "后"), ("里", "外"), ("吃", "忌"), ("能吃", "忌口"), ("允许", "禁止"),
+    ("接受", "拒绝"), ("出生", "去世"), ("到达", "出发"), ("来", "去"), ("给", "拿"),
+    ("存款", "取款"), ("攻", "守"), ("顶", "底"), ("主", "次"), ("横", "竖"), ("行", "列"),
+    ("合并", "拆分"), ("父", "子"), ("本地", "远程"), ("静态", "动态"), ("优点", "缺点"),
+    ("<好处>", "<坏处>"), ("好", "坏"), ("对", "错"), ("正确", "错误"), ("胜", "败"),
+    ("赢", "输"), ("盈利", "亏损"), ("赚", "赔"), ("生", "死"), ("开始", "结束"),
+    ("开始", "停止"), ("上班", "下班"), ("上课", "下课"), ("起飞", "降落"), ("出租", "租"),
 ]  # fmt: skip
 _ZH_OPPOSITE_SET = {frozenset(pair) for pair in _ZH_OPPOSITE}
 _ZH_AUDIENCE = frozenset(
@@ -1324,11 +1363,15 @@ def _difference(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
     return only_a, only_b
 
 
+@lru_cache(maxsize=8192)
 def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[str]]:
-    """``ok`` or the reason a difference is not harmless, and the differing tokens."""
+    """``ok`` or the reason a difference is not harmless, and the differing tokens (cached:
+    the same question meets the same stored ones again)."""
     a, b = list(question.tokens), list(stored.tokens)
     if question.chinese != stored.chinese:
         return "language: one question is Chinese, the other is not", [], []
+    if a == b:
+        return "ok", [], []
     chinese = question.chinese
     numbers_a = [t for t in a if _is_number(t)]
     numbers_b = [t for t in b if _is_number(t)]
@@ -1360,7 +1403,7 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
     opposite = _opposite(left, right, chinese)
     if opposite:
         return f"opposite: {opposite}", left, right
-    if any(_audience(t, chinese, left + right) for t in left + right):
+    if _audience(left + right, chinese):
         return f"audience: {_show(left)} vs {_show(right)}", left, right
     if not chinese:
         units = [t for t in left + right if t in _EN_UNITS]
@@ -1377,8 +1420,9 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
         counted = any(_is_number(t) or t == "<多少>" for t in a + b)
         if units and counted:
             return f"unit: {_show(left)} vs {_show(right)}", left, right
+        text_a, text_b = "".join(a), "".join(b)
         for word in _ZH_REVERSING:
-            if ("".join(a).count(word)) != ("".join(b).count(word)):
+            if text_a.count(word) != text_b.count(word):
                 return f"opposite: {word}", left, right
         for word in _ZH_AUDIENCE:
             if (word in question.text) != (word in stored.text):
@@ -1415,11 +1459,11 @@ def _time(token: str, chinese: bool) -> bool:
     return token in _EN_TIME_STEMS
 
 
-def _audience(token: str, chinese: bool, span: list[str]) -> bool:
+def _audience(span: list[str], chinese: bool) -> bool:
     if chinese:
         text = "".join(span)
-        return token in _ZH_AUDIENCE or any(word in text for word in _ZH_AUDIENCE)
-    return token in _EN_AUDIENCE_STEMS
+        return any(t in _ZH_AUDIENCE for t in span) or any(w in text for w in _ZH_AUDIENCE)
+    return any(t in _EN_AUDIENCE_STEMS for t in span)
 
 
 # Similarity (MiniLM cosine) from which a candidate is served, by language and by what
