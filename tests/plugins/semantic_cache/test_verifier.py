@@ -78,9 +78,10 @@ def labelled(split: str) -> list[dict]:
     return [r for r in rows if r["split"] == split]
 
 
-# Measured on the test split when it was first scored (bench/semantic_cache_quality.py
-# --split test prints the same numbers); the floors are those, rounded down.
-TEST_SPLIT_FLOORS = {"en": (0.94, 0.75), "zh": (0.95, 0.80)}
+# What the defaults reach on the test split (bench/semantic_cache_quality.py --split test
+# prints it: English 0.973 / 0.766, Chinese 0.954 / 0.830), rounded down. The target
+# is precision >= 0.97 and recall >= 0.75 in both languages; Chinese precision is short.
+TEST_SPLIT_FLOORS = {"en": (0.97, 0.75), "zh": (0.95, 0.80)}
 
 
 def test_precision_and_recall_on_the_held_out_test_split() -> None:
