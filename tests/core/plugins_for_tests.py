@@ -80,9 +80,9 @@ class RetryAlways:
 
     @hookimpl(tryfirst=True)
     def on_error(self, ctx: RequestContext, target, error) -> Decision | None:
-        if ctx.attempts[-1].retry < self.limit:
-            return Decision.retry(self.delay)
-        ctx.retries_exhausted = True
+        done = ctx.attempts[-1].retry
+        if done < self.limit:
+            return Decision.retry(self.delay, last=done + 1 == self.limit)
         return None
 
 

@@ -128,6 +128,7 @@ def check(config_path: str | None) -> None:
     click.echo(f"  plugins (hook order): {', '.join(p.name for p in gateway.plugins) or 'none'}")
     click.echo(f"  providers: {', '.join(sorted(gateway.providers)) or 'none'}")
     click.echo(f"  strategies: single{''.join(', ' + s for s in sorted(gateway.strategies))}")
+    click.echo(f"  cache modes: {', '.join(sorted(gateway.cache_modes)) or 'none'}")
     click.echo(f"  named configs: {', '.join(sorted(gateway.settings.configs)) or 'none'}")
     click.echo(f"  virtual keys: {', '.join(sorted(gateway.settings.virtual_keys)) or 'none'}")
 

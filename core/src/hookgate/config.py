@@ -10,7 +10,7 @@ strictly; provider-specific target fields (Azure's ``resource_name``, ...) are k
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -57,14 +57,18 @@ class RetryConfig(_Block):
 class CacheConfig(_Block):
     """``cache``: answer from a cache. ``max_age`` is in seconds."""
 
-    mode: Literal["simple", "semantic"] = "simple"
+    mode: str = "simple"
+    """A cache mode an enabled plugin declares (``cache_modes``): ``simple`` (exact match,
+    Portkey's default), ``semantic``, ..."""
     max_age: Annotated[float, Field(gt=0)] | None = None
 
 
 class StrategyConfig(_Block):
     """``strategy``: how a group of targets is used."""
 
-    mode: Literal["single", "fallback", "loadbalance"] = "single"
+    mode: str = "single"
+    """``single`` or a mode an enabled plugin declares (``strategies``): ``fallback``,
+    ``loadbalance``, ..."""
     on_status_codes: list[StatusCode] | None = None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from random import getrandbits
 from typing import Any, Literal
@@ -45,6 +45,12 @@ class Attempt:
     """The upstream's status; None when no answer came."""
     error: str | None = None
     """The error's code (``upstream_timeout``, ...) when the call failed."""
+    last_retry: bool = False
+    """This call was the last retry the ``on_error`` decision before it allowed
+    (``Decision.retry(..., last=True)``): if it failed, the target's retries are exhausted."""
+    decision: Decision | None = None
+    """What ``on_error`` decided after this call failed (None: nobody decided, or it did not
+    fail)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +82,23 @@ class Decision:
     delay: float = 0.0
     """Seconds to wait before the retry."""
     reason: str = ""
+    last: bool = False
+    """For ``retry``: this is the last retry the target is allowed. The core marks the call
+    it makes (:attr:`Attempt.last_retry`); when that call fails too the target's retries are
+    exhausted (``x-portkey-retry-attempt-count: -1``)."""
+    group: str | None = None
+    """For ``fallback``: the path of the group that moves on to its next child. The core
+    skips what is left of every group inside it. None: the next target of the walk."""
 
     @classmethod
-    def retry(cls, delay: float = 0.0, reason: str = "") -> Decision:
-        return cls("retry", max(0.0, delay), reason)
+    def retry(cls, delay: float = 0.0, reason: str = "", *, last: bool = False) -> Decision:
+        """Call the same target again after ``delay`` seconds."""
+        return cls("retry", max(0.0, delay), reason, last=last)
 
     @classmethod
-    def fallback(cls, reason: str = "") -> Decision:
-        return cls("fallback", 0.0, reason)
+    def fallback(cls, reason: str = "", *, group: str | None = None) -> Decision:
+        """Move on: to the next target of the walk, or to the next child of ``group``."""
+        return cls("fallback", 0.0, reason, group=group)
 
     @classmethod
     def stop(cls, reason: str = "") -> Decision:
@@ -94,9 +109,11 @@ class Decision:
 class RequestContext:
     """One request, from the moment it arrives until its last observer ran.
 
-    Plugins read the request (``body``, ``plan``, ``metadata``) and record what they did:
-    ``cache_status``, ``route_order``, ``retries_exhausted``, their own ``state``. The core
-    records ``attempts``, ``target``, ``response``/``error`` and ``timings``.
+    Plugins read the request (``body``, ``plan``, ``metadata``) and steer it: a strategy
+    writes ``route_order`` in ``pre_request``, a cache calls :meth:`cache_consulted`, any
+    plugin keeps its own scratch in ``state[its name]``. The core records what happened:
+    ``attempts`` (with the decision after each failure), ``target``, ``cache_status``,
+    ``response``/``error`` and ``timings``.
     """
 
     endpoint: Endpoint
@@ -115,14 +132,20 @@ class RequestContext:
     timeout: float = 600.0
     """Seconds the request may take until its answer starts."""
 
-    route_order: dict[str, list[int]] = field(default_factory=dict)
-    """Group path -> order in which to try its children (set in ``pre_request``)."""
+    route_order: dict[str, Sequence[int]] = field(default_factory=dict)
+    """Group path -> indices of its children, in the order to try them. A strategy plugin
+    writes its groups' orders in ``pre_request`` (a load-balance pick, targets a circuit
+    breaker skips); a group without one is tried in config order (a ``single`` group: its
+    first child with a non-zero weight). The core reads them once routing starts and stores
+    them back as tuples: after ``pre_request`` they are read-only, and pruning the walk is a
+    :class:`Decision`, never an edit of this list."""
     cache_status: str = "DISABLED"
+    """Set by the core after ``cache_lookup``: ``HIT``, ``SEMANTIC HIT``, ``MISS``,
+    ``SEMANTIC MISS``, ``REFRESH`` or ``DISABLED`` (see :meth:`cache_consulted`)."""
     cache_similarity: float | None = None
+    """A similarity cache's hit sets it (the core then reports ``SEMANTIC HIT``)."""
     cache_reason: str | None = None
     """A semantic cache's explanation of its decision (``x-hookgate-cache-reason``)."""
-    retries_exhausted: bool = False
-    """Set by the retry plugin when it gave up because the attempts were spent."""
     attempts: list[Attempt] = field(default_factory=list)
     target: Target | None = None
     """The target that answered (or failed last)."""
@@ -146,6 +169,29 @@ class RequestContext:
     finished: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent per phase: pre_request, cache_lookup, upstream, post_response."""
+    _cache_consulted: bool = field(default=False, init=False, repr=False)
+
+    def cache_consulted(self) -> None:
+        """Tell the core that this request is one your cache serves.
+
+        Call it from ``cache_lookup`` whenever you look the request up, and also when
+        ``cache_force_refresh`` makes you skip the read (you will still store the answer).
+        Do not call it for requests your cache does not serve. The core derives
+        ``cache_status`` from it, the same way for every cache plugin: an answer from an
+        exact-match cache is ``HIT``, from a similarity cache (``cache_match = "similar"``)
+        ``SEMANTIC HIT`` when it set ``cache_similarity``; no answer is ``REFRESH`` on a
+        forced refresh, else ``SEMANTIC MISS`` when a similarity cache was consulted, else
+        ``MISS``; ``DISABLED`` when no cache was consulted.
+        """
+        self._cache_consulted = True
+
+    @property
+    def retries_exhausted(self) -> bool:
+        """The last call failed and was the last retry its target was allowed."""
+        if not self.attempts:
+            return False
+        last = self.attempts[-1]
+        return last.last_retry and last.error is not None
 
     @property
     def stream(self) -> bool:
@@ -169,7 +215,7 @@ class RequestContext:
 
     @property
     def retry_attempt_count(self) -> int:
-        """Retries on the last target tried; -1 when the retry plugin ran out of attempts."""
+        """Retries on the last target tried; -1 when its retries were exhausted."""
         if self.retries_exhausted:
             return -1
         if not self.attempts:

@@ -35,7 +35,7 @@ from .models import (
     validate_request,
 )
 from .pipeline import Pipeline
-from .plugins import Hooks, check_sync_hooks, describe_plugin, load_plugins
+from .plugins import Hooks, check_hook_impls, describe_plugin, load_plugins, suggest_plugin
 from .responses import Response, SSEEvent, StreamResponse
 from .routing import Plan, RequestTarget, build_plan
 from .settings import Settings, load_settings
@@ -78,7 +78,7 @@ class Gateway:
             settings = Settings.from_mapping(settings)
         self.settings = settings
         self.plugin_manager, self.plugins = load_plugins(settings)
-        self.hooks = Hooks(self.plugin_manager)
+        self.hooks = Hooks(self.plugin_manager, self.plugins)
         self._pipeline = Pipeline(self.hooks)
         self._refresh_capabilities()
         self._started = False
@@ -101,7 +101,11 @@ class Gateway:
         if registered is None:
             raise ValueError(f"plugin {loaded.name!r} is blocked from registering")
         loaded.name = registered
-        check_sync_hooks(self.plugin_manager, loaded, "register()")
+        try:
+            check_hook_impls(self.plugin_manager, loaded, "register()")
+        except Exception:
+            self.plugin_manager.unregister(name=registered)
+            raise
         self.plugins.append(loaded)
         self._refresh_capabilities()
         return registered
@@ -122,6 +126,8 @@ class Gateway:
         self.invalidate_plans()
         self.providers = frozenset(p for loaded in self.plugins for p in loaded.providers)
         self.strategies = frozenset(s for loaded in self.plugins for s in loaded.strategies)
+        self.cache_modes = frozenset(m for loaded in self.plugins for m in loaded.cache_modes)
+        self.hooks.refresh(self.plugins)
         self.aliases = {a: c for loaded in self.plugins for a, c in loaded.aliases.items()}
 
     def invalidate_plans(self) -> None:
@@ -284,8 +290,13 @@ class Gateway:
             config_id=config_id,
             config_version=version,
             virtual_keys=lambda slug: hooks.resolve_virtual_key(slug, principal),
+            cache_modes=self.cache_modes,
+            suggest=self._suggest,
         )
         return resolved, plan
+
+    def _suggest(self, kind: str, mode: str) -> str:
+        return suggest_plugin(kind, mode, {p.name for p in self.plugins})
 
     async def handle(self, ctx: RequestContext) -> Response | StreamResponse:
         """Run ``ctx`` through the pipeline. Raises the error the client should see."""

@@ -22,11 +22,16 @@ pluggy calls implementations synchronously, and a coroutine is never None, so:
 - ``authenticate``, ``resolve_config`` and ``resolve_virtual_key`` stop at the first non-None
   result too and answer synchronously (plain ``def``, no awaitable): the loader rejects
   ``async def`` for them.
-- ``pre_request``, ``cache_lookup``, ``post_response``, ``startup`` and ``shutdown`` may be
-  ``async def``; the core awaits every result in hook order.
+- ``pre_request``, ``cache_lookup``, ``post_response``, ``startup``, ``shutdown`` and
+  ``ready`` may be ``async def`` or plain ``def``. The core calls them one implementation at
+  a time and awaits each before calling the next, so sync and async implementations run in
+  exactly the listed order. ``wrapper=True``/``hookwrapper=True`` implementations of these
+  hooks are refused at load time: a wrapper could only see coroutines, never their results.
+  Wrappers of the other hooks work as pluggy defines them.
 
 Hooks run in the order plugins are listed in ``[gateway] plugins``, except where an
-implementation pins itself with ``tryfirst``/``trylast``.
+implementation pins itself with ``tryfirst``/``trylast``, and except that every exact-match
+cache's ``cache_lookup`` runs before any similarity cache's (``cache_match = "similar"``).
 """
 
 from __future__ import annotations
@@ -60,8 +65,12 @@ hookimpl = HookimplMarker(PROJECT)
 def pre_request(ctx: RequestContext) -> Awaitable[None] | None:
     """Inspect or amend a request before anything answers it.
 
-    Every plugin's implementation runs, in order. Amend ``ctx.body``, ``ctx.metadata`` or the
-    routing (``ctx.route_order``: a load-balance pick, a target skipped by a circuit breaker).
+    Every plugin's implementation runs, in order, each finished before the next starts.
+    Amend ``ctx.body`` or ``ctx.metadata``, or steer the routing: a strategy plugin (one that
+    declares ``strategies = ("mode", ...)``) writes ``ctx.route_order[group.path]``, the
+    indices of the group's targets in the order to try them, for each group of
+    ``ctx.plan`` whose ``mode`` it declared (a load-balance pick, targets a circuit breaker
+    skips). A group left alone is tried in config order.
 
     :param ctx: the request, its resolved plan in ``ctx.plan``.
     :raises GatewayError: to reject the request with that error's status.
@@ -72,11 +81,15 @@ def pre_request(ctx: RequestContext) -> Awaitable[None] | None:
 def cache_lookup(ctx: RequestContext) -> Awaitable[Response | StreamResponse | None] | None:
     """Answer the request from a cache, or return None.
 
-    Runs once, after ``pre_request`` and before any provider is called. Results are awaited
-    in order and the first that is not None answers; later lookups are not run. Derive the
-    key from ``ctx.body`` and ``ctx.plan.describe()``, never from a load-balance pick. Set
-    ``ctx.cache_status`` (``MISS``, ``HIT``, ``SEMANTIC HIT``, ...). A broken backend must count
-    as a miss, never raise. For a streaming request return a :class:`StreamResponse`.
+    Runs once, after ``pre_request`` and before any provider is called. Exact-match caches
+    are asked first, then similarity caches (a plugin's ``cache_match``), each in listed
+    order; the first answer that is not None wins and later lookups are not run. Derive the
+    key from ``ctx.body`` and ``ctx.plan.describe()``, never from a load-balance pick. Call
+    ``ctx.cache_consulted()`` for every request your cache serves (hit, miss, or skipped for
+    ``ctx.cache_force_refresh``); a similarity hit also sets ``ctx.cache_similarity``. The core
+    alone sets ``ctx.cache_status`` from that, so one cache plugin never changes what another
+    reports. A broken backend must count as a miss, never raise. For a streaming request
+    return a :class:`StreamResponse`.
     """
 
 
@@ -103,11 +116,15 @@ def on_error(
 ) -> Decision | Awaitable[Decision | None] | None:
     """Decide what follows a failed call to ``target``.
 
-    Return ``Decision.retry(delay)`` to call the same target again, ``Decision.fallback()``
-    to move to the next target of the plan, ``Decision.stop()`` to give up with ``error``,
-    or None for no opinion. The first decision wins; with none, the core stops. The retry
-    plugin decides first (``tryfirst``), so a target's retries are spent before a fallback.
-    ``ctx.attempts`` holds every attempt so far, the failed one last.
+    Return ``Decision.retry(delay, last=...)`` to call the same target again (``last``: it is
+    the final retry allowed, so its failure exhausts the target's retries),
+    ``Decision.fallback(group=path)`` to move on to the next child of group ``path`` (what
+    is left of the groups inside it is skipped; without ``group``: the next target of the
+    walk), ``Decision.stop()`` to give up with ``error``, or None for no opinion. The first
+    decision wins; with none, the core stops. Retry policies decide first (``tryfirst``), so
+    a target's retries are spent before a strategy moves on. ``ctx.attempts`` holds every
+    attempt so far, the failed one last; the core records each decision on its attempt.
+    Never edit ``ctx.route_order`` here: the core applies the decision.
     """
 
 

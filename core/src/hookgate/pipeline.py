@@ -22,7 +22,7 @@ from .errors import (
 )
 from .plugins import Hooks
 from .responses import Response, SSEEvent, StreamResponse
-from .routing import Target, candidates
+from .routing import Target, Walk
 
 __all__ = ["Pipeline"]
 
@@ -93,13 +93,15 @@ class Pipeline:
     async def _try_targets(self, ctx: RequestContext) -> tuple[Response | StreamResponse, SSEEvent]:
         error: ProviderError | None = None
         deadline = ctx.started + ctx.timeout
-        for target in candidates(ctx.plan.root, ctx.route_order):
-            ctx.retries_exhausted = False
+        walk = Walk(ctx.plan.root, ctx.route_order)
+        for target in walk:
             retry = 0
             delay = 0.0
+            last_retry = False
             while True:
                 ctx.target = target
                 attempt = Attempt(target.path, target.provider, retry, delay, perf_counter())
+                attempt.last_retry = last_retry
                 ctx.attempts.append(attempt)
                 try:
                     response, first = await self._call(ctx, target)
@@ -109,6 +111,7 @@ class Pipeline:
                     attempt.error = exc.code or type(exc).__name__
                     error = exc
                     decision = await self.hooks.on_error(ctx, target, exc)
+                    attempt.decision = decision
                     if decision is None or decision.action == "stop":
                         raise
                     if decision.action == "retry":
@@ -117,8 +120,16 @@ class Pipeline:
                         await asyncio.sleep(decision.delay)
                         retry += 1
                         delay = decision.delay
+                        last_retry = decision.last
                         continue
-                    break  # fallback: the next candidate
+                    if decision.group is not None and not walk.leave(decision.group):
+                        log.warning(
+                            "fallback_group_not_on_route",
+                            trace_id=ctx.trace_id,
+                            target=target.path,
+                            group=decision.group,
+                        )
+                    break  # fallback: the next target of the walk
                 attempt.latency = perf_counter() - attempt.started
                 attempt.status = response.status
                 return response, first

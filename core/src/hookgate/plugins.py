@@ -8,7 +8,10 @@ A plugin is a class or a module with ``@hookimpl`` functions. A class may declar
 ``Settings`` model: the loader validates the plugin's ``[plugins.<name>]`` table with it and
 calls ``Plugin(settings)``. Optional class attributes tell the core what the plugin serves:
 ``providers`` (provider names for ``call_provider``), ``aliases`` (alias -> canonical
-provider name; the plan carries the canonical one) and ``strategies`` (strategy modes).
+provider name; the plan carries the canonical one), ``strategies`` (strategy modes it orders
+in ``pre_request``), ``cache_modes`` (cache modes its ``cache_lookup`` serves) and
+``cache_match`` (``"exact"``, the default, or ``"similar"``: exact-match caches answer first).
+A config naming a mode no enabled plugin declares is a 400 that names the plugin to enable.
 
 :class:`Hooks` is the one place ``pm.hook`` is called, behind typed async methods.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, cast
@@ -44,10 +47,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Hooks",
     "LoadedPlugin",
+    "check_hook_impls",
     "check_sync_hooks",
+    "declared_by",
     "describe_plugin",
     "installed_plugins",
     "load_plugins",
+    "suggest_plugin",
 ]
 
 log = structlog.get_logger("hookgate.plugins")
@@ -85,6 +91,9 @@ class LoadedPlugin:
     settings: BaseModel | None = None
     providers: tuple[str, ...] = ()
     strategies: tuple[str, ...] = ()
+    cache_modes: tuple[str, ...] = ()
+    cache_tier: str = "exact"
+    """``exact`` or ``similar`` (the plugin's ``cache_match``): exact-match caches answer first."""
     aliases: dict[str, str] = field(default_factory=dict)
     """Alias -> canonical provider name (``yi`` -> ``lingyi``)."""
     hooks: list[str] = field(default_factory=list)
@@ -127,7 +136,7 @@ def load_plugins(settings: Settings) -> tuple[pluggy.PluginManager, list[LoadedP
         raise SettingsError(f"{source}: {exc}") from exc
     for plugin in loaded:
         plugin.hooks = [caller.name for caller in pm.get_hookcallers(plugin.plugin) or ()]
-        check_sync_hooks(pm, plugin, source)
+        check_hook_impls(pm, plugin, source)
     return pm, loaded
 
 
@@ -192,15 +201,71 @@ def describe_plugin(
     name: str, plugin: object, source: str, settings: BaseModel | None = None
 ) -> LoadedPlugin:
     """What the core needs to know of a plugin object: its name and what it serves."""
+    tier = getattr(plugin, "cache_match", "exact")
+    if tier not in ("exact", "similar"):
+        raise SettingsError(
+            f"plugin {name!r}: cache_match must be 'exact' or 'similar', not {tier!r}"
+        )
     return LoadedPlugin(
         name=name,
         plugin=plugin,
         source=source,
         settings=settings,
         providers=tuple(p.lower() for p in getattr(plugin, "providers", ())),
-        strategies=tuple(getattr(plugin, "strategies", ())),
+        strategies=_names(name, "strategies", getattr(plugin, "strategies", ())),
+        cache_modes=_names(name, "cache_modes", getattr(plugin, "cache_modes", ())),
+        cache_tier=tier,
         aliases={k.lower(): v.lower() for k, v in dict(getattr(plugin, "aliases", {})).items()},
     )
+
+
+def _names(plugin: str, attribute: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise SettingsError(
+            f"plugin {plugin!r}: {attribute} must be a tuple of names, e.g. ({value!r},)"
+        )
+    return tuple(value)
+
+
+_declared: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def declared_by(kind: str, mode: str, enabled: Collection[str] = ()) -> list[str]:
+    """Installed plugins, not among ``enabled``, that declare ``mode`` as a strategy
+    (``kind="strategy"``) or a cache mode (``kind="cache"``).
+
+    Only asked when a config names a mode no enabled plugin provides: it imports the other
+    installed plugins once (a plugin's heavy imports stay inside its functions) and
+    remembers what they declare.
+    """
+    found = []
+    for name, entry in sorted(installed_plugins().items()):
+        if name in enabled:
+            continue
+        if name not in _declared:
+            try:
+                obj = entry.load()
+            except Exception:  # a broken third-party plugin only loses its suggestion
+                _declared[name] = ((), ())
+            else:
+                _declared[name] = (
+                    tuple(getattr(obj, "strategies", ()) or ()),
+                    tuple(getattr(obj, "cache_modes", ()) or ()),
+                )
+        strategies, cache_modes = _declared[name]
+        if mode in (strategies if kind == "strategy" else cache_modes):
+            found.append(name)
+    return found
+
+
+def suggest_plugin(kind: str, mode: str, enabled: Collection[str]) -> str:
+    """How to get ``mode``: "enable the 'fallback' plugin in plugins.toml", or what is
+    installed when nothing provides it."""
+    names = declared_by(kind, mode, enabled)
+    if names:
+        quoted = " or ".join(repr(n) for n in names)
+        return f"enable the {quoted} plugin in [gateway] plugins"
+    return f"no installed plugin declares it; install a plugin with {kind} mode {mode!r}"
 
 
 def _import_object(path: str, name: str, source_file: str) -> Any:
@@ -224,6 +289,29 @@ def _import_object(path: str, name: str, source_file: str) -> Any:
     return obj
 
 
+# Hooks whose results the core awaits: called one implementation at a time, in order, each
+# awaited before the next, so a sync implementation listed second never runs before an async
+# one listed first, and nothing is left un-awaited when one raises.
+_AWAITED_HOOKS = ("pre_request", "cache_lookup", "post_response", "startup", "shutdown", "ready")
+
+
+def check_hook_impls(pm: pluggy.PluginManager, plugin: LoadedPlugin, source: str) -> None:
+    """Refuse implementations the core cannot call as their hook's contract says."""
+    for impl in pm.get_hookcallers(plugin.plugin) or ():
+        for hook_impl in impl.get_hookimpls():
+            if hook_impl.plugin is not plugin.plugin:
+                continue
+            if (hook_impl.wrapper or hook_impl.hookwrapper) and impl.name in _AWAITED_HOOKS:
+                raise SettingsError(
+                    f"{source}: plugin {plugin.name!r} implements {impl.name} as a wrapper "
+                    f"({'wrapper' if hook_impl.wrapper else 'hookwrapper'}=True); hookgate "
+                    f"awaits each {impl.name} implementation before calling the next, so a "
+                    "wrapper could not wrap the others' async work: implement it as a plain "
+                    "@hookimpl (use tryfirst/trylast to run before or after the others)"
+                )
+    check_sync_hooks(pm, plugin, source)
+
+
 def check_sync_hooks(pm: pluggy.PluginManager, plugin: LoadedPlugin, source: str) -> None:
     for hook_name, why in _SYNC_HOOKS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -238,37 +326,74 @@ async def await_me_maybe(value: object) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-def _close_unawaited(results: Iterable[object]) -> None:
-    for result in results:
-        if inspect.iscoroutine(result):
-            result.close()
-
-
 class Hooks:
-    """Typed async calls of every hook. Nothing else in hookgate touches ``pm.hook``."""
+    """Typed async calls of every hook. Nothing else in hookgate touches ``pm.hook``.
 
-    def __init__(self, pm: pluggy.PluginManager) -> None:
+    Hooks whose results are awaited (``pre_request``, ``cache_lookup``, ``post_response``,
+    ``startup``, ``shutdown``, ``ready``) are called one implementation at a time, in call
+    order (``[gateway] plugins`` order, adjusted by ``tryfirst``/``trylast``), each awaited
+    before the next one is called: sync and async implementations interleave exactly as
+    listed. Every call still goes through pluggy (one single-plugin caller per implementation),
+    so :meth:`monitor` sees each of them.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, plugins: Sequence[LoadedPlugin] = ()) -> None:
         self._pm = pm
         self._hook = pm.hook
+        self.refresh(plugins)
+
+    def refresh(self, plugins: Sequence[LoadedPlugin] = ()) -> None:
+        """Rebuild the per-implementation callers (after a plugin was registered or removed)."""
+        registered = [plugin for _, plugin in self._pm.list_name_plugin()]
+        tiers = {id(p.plugin): p.cache_tier for p in plugins}
+        self._callers: dict[str, list[tuple[str, Any]]] = {}
+        for name in _AWAITED_HOOKS:
+            callers = []
+            for impl in reversed(getattr(self._hook, name).get_hookimpls()):
+                others = [p for p in registered if p is not impl.plugin]
+                callers.append((impl.plugin_name, self._pm.subset_hook_caller(name, others)))
+            self._callers[name] = callers
+        lookups = [
+            (tiers.get(id(self._pm.get_plugin(name)), "exact"), name, caller)
+            for name, caller in self._callers["cache_lookup"]
+        ]
+        # Cache precedence is the core's: every exact-match cache answers before any
+        # similarity cache, whatever order they are listed in.
+        self._lookups = [
+            (name, caller, tier)
+            for tier, name, caller in sorted(lookups, key=lambda item: item[0] != "exact")
+        ]
 
     async def pre_request(self, ctx: RequestContext) -> None:
-        pending = iter(self._hook.pre_request(ctx=ctx))
-        try:
-            for result in pending:
+        for _, call in self._callers["pre_request"]:
+            for result in call(ctx=ctx):
                 await await_me_maybe(result)
-        finally:
-            _close_unawaited(pending)
 
     async def cache_lookup(self, ctx: RequestContext) -> Response | StreamResponse | None:
-        pending = iter(self._hook.cache_lookup(ctx=ctx))
-        try:
-            for result in pending:
+        """Ask the caches in precedence order; the first answer wins, later ones do not run.
+
+        Sets ``ctx.cache_status`` from what the lookups reported (see
+        :meth:`RequestContext.cache_consulted`), the one place the statuses are decided.
+        """
+        consulted = False
+        similar = False
+        for _, call, tier in self._lookups:
+            ctx._cache_consulted = False
+            for result in call(ctx=ctx):
                 value = await await_me_maybe(result)
                 if value is not None:
+                    ctx.cache_status = "SEMANTIC HIT" if ctx.cache_similarity is not None else "HIT"
                     return value
-            return None
-        finally:
-            _close_unawaited(pending)
+            if ctx._cache_consulted:
+                consulted = True
+                similar = similar or tier == "similar"
+        if not consulted:
+            ctx.cache_status = "DISABLED"
+        elif ctx.cache_force_refresh:
+            ctx.cache_status = "REFRESH"
+        else:
+            ctx.cache_status = "SEMANTIC MISS" if similar else "MISS"
+        return None
 
     def call_provider(
         self, ctx: RequestContext, target: Target
@@ -283,13 +408,14 @@ class Hooks:
     async def post_response(
         self, ctx: RequestContext, response: Response | StreamResponse | None
     ) -> None:
-        # Called one implementation at a time so that one observer failing, even
+        # One implementation at a time so that one observer failing, even
         # synchronously, neither reaches the client nor stops the others.
         await self._each("post_response", {"ctx": ctx, "response": response})
 
     async def startup(self, gateway: Gateway) -> None:
-        for result in self._hook.startup(gateway=gateway):
-            await await_me_maybe(result)
+        for _, call in self._callers["startup"]:
+            for result in call(gateway=gateway):
+                await await_me_maybe(result)
 
     async def shutdown(self, gateway: Gateway) -> None:
         await self._each("shutdown", {"gateway": gateway})
@@ -297,12 +423,17 @@ class Hooks:
     async def ready(self, gateway: Gateway) -> list[str]:
         """Every plugin's readiness problems, each prefixed with the plugin's name."""
         problems: list[str] = []
-        for impl in reversed(self._hook.ready.get_hookimpls()):
+        for name, call in self._callers["ready"]:
+            found: Any
             try:
-                found = await await_me_maybe(impl.function(*(gateway for _ in impl.argnames)))
+                found = [
+                    problem
+                    for result in call(gateway=gateway)
+                    for problem in (await await_me_maybe(result)) or ()
+                ]
             except Exception as exc:
                 found = [f"readiness check failed: {type(exc).__name__}: {exc}"]
-            problems.extend(f"{impl.plugin_name}: {problem}" for problem in found or ())
+            problems.extend(f"{name}: {problem}" for problem in found)
         return problems
 
     def request_usage(
@@ -352,14 +483,14 @@ class Hooks:
         self._hook.register_commands(cli=cli)
 
     async def _each(self, hook_name: str, kwargs: dict[str, Any]) -> None:
-        hook = getattr(self._hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
+        for name, call in self._callers[hook_name]:
             try:
-                await await_me_maybe(impl.function(*(kwargs[arg] for arg in impl.argnames)))
+                for result in call(**kwargs):
+                    await await_me_maybe(result)
             except Exception as exc:
                 log.error(
                     "plugin_hook_failed",
-                    plugin=impl.plugin_name,
+                    plugin=name,
                     hook=hook_name,
                     error=f"{type(exc).__name__}: {exc}",
                     exc_info=not isinstance(exc, GatewayError),
@@ -367,6 +498,10 @@ class Hooks:
 
     def implementers(self, hook_name: str) -> Sequence[str]:
         """Plugin names implementing ``hook_name``, in call order."""
+        if hook_name == "cache_lookup":
+            return [name for name, _, _ in self._lookups]
+        if hook_name in self._callers:
+            return [name for name, _ in self._callers[hook_name]]
         return [
             impl.plugin_name for impl in reversed(getattr(self._hook, hook_name).get_hookimpls())
         ]
@@ -376,5 +511,8 @@ class Hooks:
         before: Callable[[str, Sequence[Any], Mapping[str, Any]], None],
         after: Callable[..., None],
     ) -> Callable[[], None]:
-        """Watch every hook call (``hookgate demo`` prints them); returns the undo function."""
+        """Watch every hook call (``hookgate demo`` prints them); returns the undo function.
+
+        Awaited hooks are seen once per implementation, as the core calls them one by one.
+        """
         return self._pm.add_hookcall_monitoring(before, after)

@@ -6,10 +6,10 @@ checked against the allow-list and ``override_params`` merged down the tree. Pat
 the way Portkey's ``x-portkey-last-used-option-index`` does: ``config``,
 ``config.targets[1]``, ``config.targets[0].targets[1]``.
 
-The core walks the plan with :func:`candidates`. A group's children are tried in the order a
-plugin wrote into ``RequestContext.route_order`` in ``pre_request`` (a load-balance pick, a
-circuit breaker skipping a target); without one, a fallback group tries its children in order
-and any other group uses its first child with a non-zero weight.
+The core walks the plan with :class:`Walk`. A group's children are tried in the order a
+strategy plugin wrote into ``RequestContext.route_order`` in ``pre_request`` (a load-balance
+pick, a circuit breaker skipping a target); without one, a group tries its children in config
+order, and a ``single`` group (no strategy) uses its first child with a non-zero weight.
 """
 
 from __future__ import annotations
@@ -24,7 +24,16 @@ from .config import CacheConfig, Config, RetryConfig, TargetConfig
 from .errors import ConfigError
 from .settings import Settings, VirtualKey
 
-__all__ = ["Group", "Node", "Plan", "RequestTarget", "Target", "build_plan", "candidates"]
+__all__ = [
+    "Group",
+    "Node",
+    "Plan",
+    "RequestTarget",
+    "Target",
+    "Walk",
+    "build_plan",
+    "default_order",
+]
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -84,7 +93,8 @@ class Target(_Node):
 
 @dataclass(eq=False, slots=True)
 class Group(_Node):
-    """Targets under a strategy: ``single``, ``fallback`` or ``loadbalance``."""
+    """Targets under a strategy: ``single`` (the core's: its first target with a weight), or
+    a mode a strategy plugin declares (``fallback``, ``loadbalance``, ...)."""
 
     mode: str = "single"
     on_status_codes: tuple[int, ...] | None = None
@@ -137,26 +147,71 @@ class RequestTarget:
     virtual_key: str | None = None
 
 
-def candidates(node: Node, route_order: Mapping[str, list[int]]) -> Iterator[Target]:
-    """Targets to try, in order.
+def default_order(group: Group) -> tuple[int, ...]:
+    """A group's order when no strategy plugin wrote one: a ``single`` group uses its first
+    child with a non-zero weight; any other mode tries its children in config order."""
+    if group.mode == "single":
+        return (next((i for i, t in enumerate(group.targets) if t.weight > 0), 0),)
+    return tuple(range(len(group.targets)))
 
-    Lazy, and a contract strategy plugins rely on: a group's list in ``route_order`` is read
-    as the iteration reaches it, so an ``on_error`` implementation may delete the entries of
-    a group that are not tried yet (a group declining to fall back hands the decision to
-    the group around it).
+
+class Walk:
+    """The core's walk over a plan: the targets to try, in order, and the pruning decisions
+    ``on_error`` may make (:meth:`leave`).
+
+    A group's order is read from ``route_order`` when the walk reaches the group; it is
+    checked (indices of the group's children, each once) and stored back as a tuple, so an
+    implementation of ``on_error`` sees the order the core applies and cannot change it.
     """
-    if isinstance(node, Target):
-        yield node
-        return
-    order: Sequence[int] | None = route_order.get(node.path)
-    if order is None:
-        if node.mode == "fallback":
-            order = range(len(node.targets))
+
+    __slots__ = ("_route_order", "_stack")
+
+    def __init__(self, root: Node, route_order: dict[str, Sequence[int]]) -> None:
+        self._route_order = route_order
+        self._stack: list[tuple[Group | None, Iterator[Node]]] = [(None, iter((root,)))]
+
+    def _order(self, group: Group) -> tuple[int, ...]:
+        wanted = self._route_order.get(group.path)
+        if wanted is None:
+            order = default_order(group)
         else:
-            first = next((i for i, t in enumerate(node.targets) if t.weight > 0), 0)
-            order = (first,)
-    for index in order:
-        yield from candidates(node.targets[index], route_order)
+            order = tuple(wanted)
+            size = len(group.targets)
+            if len(set(order)) != len(order) or any(
+                isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < size for i in order
+            ):
+                raise ValueError(
+                    f"route_order[{group.path!r}] = {list(order)!r} is not a list of distinct "
+                    f"indices of its {size} targets"
+                )
+        self._route_order[group.path] = order
+        return order
+
+    def __iter__(self) -> Iterator[Target]:
+        return self
+
+    def __next__(self) -> Target:
+        stack = self._stack
+        while stack:
+            node = next(stack[-1][1], None)
+            if node is None:
+                stack.pop()
+            elif isinstance(node, Target):
+                return node
+            else:
+                stack.append((node, map(node.targets.__getitem__, self._order(node))))
+        raise StopIteration
+
+    def leave(self, group_path: str) -> bool:
+        """Skip what is left of every group inside ``group_path``, so that the next target
+        is that group's next child. False (and nothing skipped) when the walk is not inside
+        such a group."""
+        for depth in range(len(self._stack) - 1, -1, -1):
+            group = self._stack[depth][0]
+            if group is not None and group.path == group_path:
+                del self._stack[depth + 1 :]
+                return True
+        return False
 
 
 def build_plan(
@@ -170,16 +225,23 @@ def build_plan(
     config_id: str | None = None,
     config_version: str | None = None,
     virtual_keys: Callable[[str], VirtualKey | None] | None = None,
+    cache_modes: Collection[str] | None = None,
+    suggest: Callable[[str, str], str] | None = None,
 ) -> Plan:
     """Resolve a config into a plan; raise :class:`ConfigError` saying what is wrong.
 
     Provider names are lower-cased and aliases replaced by their canonical name, so
     ``call_provider``, headers and logs all see ``lingyi`` whether a client said ``yi``.
     Virtual keys come from plugins.toml, else from ``virtual_keys`` (a plugin's store).
+    Strategy and cache modes are checked against what the enabled plugins declare
+    (``strategies``, ``cache_modes``; None skips the cache check); ``suggest(kind, mode)``
+    says which plugin to enable for a mode nobody enabled provides.
     """
     if config is None:
         config = Config()
-    builder = _Builder(request, settings, providers, strategies, aliases, virtual_keys)
+    builder = _Builder(
+        request, settings, providers, strategies, aliases, virtual_keys, cache_modes, suggest
+    )
     return Plan(
         root=builder.node(config, "config", None, 0, _EMPTY),
         config_id=config_id,
@@ -196,6 +258,8 @@ class _Builder:
         strategies: Collection[str],
         aliases: Mapping[str, str],
         virtual_keys: Callable[[str], VirtualKey | None] | None = None,
+        cache_modes: Collection[str] | None = None,
+        suggest: Callable[[str, str], str] | None = None,
     ) -> None:
         self.request = request
         self.virtual_keys = virtual_keys
@@ -203,6 +267,16 @@ class _Builder:
         self.providers = providers
         self.strategies = strategies
         self.aliases = aliases
+        self.cache_modes = cache_modes
+        self.suggest = suggest
+
+    def unserved(self, kind: str, where: str, mode: str) -> ConfigError:
+        hint = self.suggest(kind, mode) if self.suggest is not None else ""
+        return ConfigError(
+            f"{where} is {mode!r}, but no enabled plugin provides it"
+            + (f": {hint}" if hint else ""),
+            code="strategy_not_enabled" if kind == "strategy" else "cache_mode_not_enabled",
+        )
 
     def node(
         self,
@@ -212,6 +286,12 @@ class _Builder:
         index: int,
         inherited_params: Mapping[str, Any],
     ) -> Node:
+        if (
+            config.cache is not None
+            and self.cache_modes is not None
+            and config.cache.mode not in self.cache_modes
+        ):
+            raise self.unserved("cache", f"{path}.cache.mode", config.cache.mode)
         params = inherited_params
         if config.override_params:
             params = {**inherited_params, **config.override_params}
@@ -233,11 +313,7 @@ class _Builder:
         strategy = config.strategy
         mode = strategy.mode if strategy else "single"
         if mode != "single" and mode not in self.strategies:
-            raise ConfigError(
-                f"{path}.strategy.mode is {mode!r}, but no enabled plugin provides it: "
-                "enable the 'fallback' plugin in plugins.toml",
-                code="strategy_not_enabled",
-            )
+            raise self.unserved("strategy", f"{path}.strategy.mode", mode)
         group = Group(
             mode=mode,
             on_status_codes=tuple(strategy.on_status_codes)
@@ -249,8 +325,6 @@ class _Builder:
             self.node(child, f"{path}.targets[{i}]", group, i, params)
             for i, child in enumerate(config.targets)
         ]
-        if mode == "loadbalance" and not any(child.weight > 0 for child in group.targets):
-            raise ConfigError(f"{path}: every target of a loadbalance strategy has weight 0")
         return group
 
     def target(

@@ -333,16 +333,19 @@ async def test_answers_over_the_size_limit_are_not_stored(cache_gateway):
 
 
 class SemanticStandIn:
-    """What the semantic cache plugin does after an exact miss (trylast): report its own."""
+    """A similarity cache that never hits. No trylast: the core asks exact caches first."""
+
+    cache_modes = ("semantic",)
+    cache_match = "similar"
 
     def __init__(self) -> None:
         self.lookups = 0
 
-    @hookimpl(trylast=True)
+    @hookimpl
     async def cache_lookup(self, ctx):
         self.lookups += 1
         if ctx.plan.root.cache is not None and ctx.plan.root.cache.mode == "semantic":
-            ctx.cache_status = "SEMANTIC MISS"
+            ctx.cache_consulted()
 
 
 async def test_semantic_mode_exact_hits_first_and_leaves_misses_to_the_semantic_cache(
@@ -360,11 +363,18 @@ async def test_semantic_mode_exact_hits_first_and_leaves_misses_to_the_semantic_
     assert stand_in.lookups == 1  # the exact hit answered first
 
 
-async def test_semantic_mode_alone_reports_exact_misses(cache_gateway):
+async def test_semantic_mode_without_a_semantic_cache_names_the_plugin_to_enable(
+    cache_gateway,
+):
     semantic = {"cache": {"mode": "semantic", "max_age": 60}}
     async with cache_gateway() as gw:
-        statuses = [(await ask(gw, semantic)).hookgate.cache_status for _ in range(2)]
-    assert statuses == ["MISS", "HIT"]
+        with pytest.raises(GatewayError) as err:
+            await ask(gw, semantic)
+    assert err.value.http_status == 400
+    assert err.value.to_dict()["error"]["message"] == (
+        "config.cache.mode is 'semantic', but no enabled plugin provides it: "
+        "enable the 'semantic-cache' plugin in [gateway] plugins"
+    )
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,7 @@ class RetryOnce:
     @hookimpl(tryfirst=True)
     def on_error(self, ctx: RequestContext, target: Any, error: Any) -> Decision | None:
         if ctx.attempts[-1].retry < 1:
-            return Decision.retry(0)
-        ctx.retries_exhausted = True
+            return Decision.retry(0, last=True)
         return None
 
 

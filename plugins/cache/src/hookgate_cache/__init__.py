@@ -120,6 +120,8 @@ class Plugin:
     """The ``cache`` plugin."""
 
     Settings = CacheSettings
+    cache_modes = ("simple",)
+    cache_match = "exact"
 
     def __init__(self, settings: CacheSettings | None = None) -> None:
         self.settings = settings = settings or CacheSettings()
@@ -139,7 +141,6 @@ class Plugin:
             self.backend = MemoryBackend(settings.max_entries, settings.max_bytes)
         self._endpoints = frozenset(settings.endpoints)
         self._ignore = frozenset(settings.ignore_params)
-        self._semantic_partner = False
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -151,11 +152,6 @@ class Plugin:
 
     @hookimpl
     async def startup(self, gateway: Gateway) -> None:
-        mine = {p.name for p in gateway.plugins if p.plugin is self}
-        # In semantic mode a miss is the semantic cache's to report; alone, we report it.
-        self._semantic_partner = any(
-            name not in mine for name in gateway.hooks.implementers("cache_lookup")
-        )
         try:
             await self.backend.start()
         except ValueError as exc:  # a URL redis-py cannot use
@@ -172,7 +168,7 @@ class Plugin:
         asked = self._asked(ctx)
         if asked is None:
             return None
-        mode, max_age = asked
+        _, max_age = asked
         try:
             key = cache_key(
                 ctx,
@@ -183,17 +179,14 @@ class Plugin:
             log.info("cache_skipped", trace_id=ctx.trace_id, reason=str(exc))
             return None
         ctx.state[STATE] = (key, max_age)
+        ctx.cache_consulted()  # the core turns this into HIT / MISS / REFRESH
         if ctx.cache_force_refresh:
-            ctx.cache_status = "REFRESH"
             return None
         entry = await self.backend.get(key)
         if entry is not None and (entry.kind == "sse") == ctx.stream:
             age = time.time() - entry.created
             if age <= max_age:  # the request's max_age bounds what it accepts
-                ctx.cache_status = "HIT"
                 return entry.response(age)
-        if mode == "simple" or not self._semantic_partner:
-            ctx.cache_status = "MISS"
         return None
 
     @hookimpl
@@ -239,12 +232,19 @@ class Plugin:
             max_age = settings.default_max_age
         else:
             return None
+        if mode not in _EXACT_FIRST:
+            return None  # another plugin's mode: its cache answers, not this one
         body = ctx.body
         if not settings.cache_multiple_choices and _number(body.get("n"), 1) > 1:
             return None
         if not settings.cache_sampled and _samples(ctx.endpoint, body):
             return None
         return mode, max_age
+
+
+# Portkey's modes: "simple" is an exact match, "semantic" an exact match first, then by meaning
+# (the semantic-cache plugin's part).
+_EXACT_FIRST = frozenset({"simple", "semantic"})
 
 
 def _number(value: Any, default: float) -> float:

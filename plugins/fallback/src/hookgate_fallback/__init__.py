@@ -6,10 +6,11 @@ The core walks the plan with :func:`hookgate.routing.candidates`; this plugin st
 - ``pre_request`` writes ``ctx.route_order`` for every group: a loadbalance group gets its one
   weighted random pick, a fallback group its children in order; targets whose circuit is open
   are left out (when every one is open, the least recently failed one stays in).
-- ``on_error`` (after retry's) says ``fallback`` when an enclosing fallback group has a later
-  candidate and the error qualifies for that group, else ``stop``. When an inner fallback
-  group's ``on_status_codes`` exclude the error, its remaining children are dropped from its
-  route order, so the core moves straight on to the outer group's next child, as Portkey does.
+- ``on_error`` (after retry's) says ``fallback`` to the nearest enclosing fallback group that
+  has a later candidate and for which the error qualifies, else ``stop``. An inner fallback
+  group whose ``on_status_codes`` exclude the error is passed over: the decision names the
+  outer group (``Decision.fallback(group=...)``), and the core skips the rest of the inner
+  one and moves straight on to the outer group's next child, as Portkey does.
 - ``post_response`` feeds every attempt of the request to the circuit breaker.
 """
 
@@ -21,7 +22,15 @@ import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
-from hookgate import Decision, Group, ProviderError, RequestContext, Target, hookimpl
+from hookgate import (
+    ConfigError,
+    Decision,
+    Group,
+    ProviderError,
+    RequestContext,
+    Target,
+    hookimpl,
+)
 from pydantic import BaseModel, ConfigDict, Field
 
 from .breaker import CircuitState, MemoryBreaker, RedisBreaker, target_id
@@ -161,8 +170,12 @@ class Plugin:
                         states[tid] = CircuitState("open", states[tid].last_failure)
         skipped: list[str] = []
         for group in ctx.plan.groups():
-            if group.mode not in ("fallback", "loadbalance"):
+            if group.mode not in self.strategies:
                 continue
+            if group.mode == "loadbalance" and not any(c.weight > 0 for c in group.targets):
+                raise ConfigError(
+                    f"{group.path}: every target of a loadbalance strategy has weight 0"
+                )
             ctx.route_order[group.path] = self._order(group, ids, states, skipped)
         if skipped:
             log.info("circuit_skipped", trace_id=ctx.trace_id, targets=skipped)
@@ -217,9 +230,7 @@ class Plugin:
         node: Node = target
         for group in target.ancestors():
             if group.mode == "fallback":
-                order = ctx.route_order.get(group.path)
-                if order is None:
-                    order = list(range(len(group.targets)))
+                order = ctx.route_order.get(group.path) or range(len(group.targets))
                 position = order.index(node.index) if node.index in order else len(order)
                 if position + 1 < len(order):
                     if self.qualifies(group, error):
@@ -231,11 +242,11 @@ class Plugin:
                             error=error.code,
                             group=group.path,
                         )
-                        return Decision.fallback(f"{group.path}: {target.path} failed")
-                    # This group does not move on for this error: drop its remaining
-                    # children from the walk (the core iterates this very list), so an
-                    # enclosing fallback group gets the say.
-                    del order[position + 1 :]
+                        return Decision.fallback(
+                            f"{group.path}: {target.path} failed", group=group.path
+                        )
+                    # This group does not move on for this error: an enclosing fallback
+                    # group gets the say (the core skips what is left of this one).
                     declined.append(group.path)
             node = group
         if declined:

@@ -111,7 +111,7 @@ class Plugin:
         attempts = self.attempts(block)
         done = ctx.attempts[-1].retry if ctx.attempts else 0
         if done >= attempts:
-            ctx.retries_exhausted = True
+            # The core already knows: the previous decision said that retry was the last.
             log.info(
                 "retries_exhausted",
                 trace_id=ctx.trace_id,
@@ -143,7 +143,11 @@ class Plugin:
             delay=round(delay, 3),
             delay_from=source,
         )
-        return Decision.retry(delay, reason=f"{source} delay before retry {done + 1}/{attempts}")
+        return Decision.retry(
+            delay,
+            reason=f"{source} delay before retry {done + 1}/{attempts}",
+            last=done + 1 >= attempts,
+        )
 
     def attempts(self, block: RetryConfig | None) -> int:
         wanted = (

@@ -9,9 +9,10 @@ message is compared by meaning. The verifier (:mod:`.verify`) then compares the 
 questions word by word and refuses a candidate that changes a number, a negation, a time,
 an action into its opposite, the order of two things, a name, a unit or the audience.
 
-Order with the exact cache plugin (``cache``): it answers exact matches first (``HIT``);
-this plugin runs last (``trylast``), checks an exact match itself (so it also works alone),
-then the semantic one (``SEMANTIC HIT``, else ``SEMANTIC MISS``); either way
+Order with exact-match caches (the ``cache`` plugin, or any other): the core asks them first,
+because this plugin declares ``cache_match = "similar"``. It checks an exact match itself
+(so it also works alone), then the semantic one; the core reports ``HIT`` for an exact
+answer, ``SEMANTIC HIT`` for a semantic one, else ``SEMANTIC MISS``. Either way
 ``ctx.cache_similarity`` is the nearest candidate's similarity and ``ctx.cache_reason``
 says why it was served or refused. A broken store or embedder is a miss and a warning,
 never an error.
@@ -234,6 +235,8 @@ class Plugin:
     """The ``semantic-cache`` plugin."""
 
     Settings = SemanticCacheSettings
+    cache_modes = ("semantic",)
+    cache_match = "similar"
 
     def __init__(self, settings: SemanticCacheSettings | None = None) -> None:
         self.settings = settings or SemanticCacheSettings()
@@ -374,30 +377,28 @@ class Plugin:
             and self.embedder.fits(text)  # a truncated text would hide its tail
         )
 
-    @hookimpl(trylast=True)
+    @hookimpl
     async def cache_lookup(self, ctx: RequestContext) -> Response | StreamResponse | None:
+        # The core asks exact-match caches first (this plugin's cache_match is "similar")
+        # and turns cache_consulted() and cache_similarity into the status it reports.
         if ctx.endpoint not in _CACHEABLE:
-            return None
-        if self.store is None:
-            # Asked for, but this process runs without a store (on_folder_in_use = "disable"):
-            # a miss, as when Chroma is down, not "DISABLED".
-            if ctx.cache_status == "DISABLED" and self._max_age(ctx) is not None:
-                ctx.cache_status = "SEMANTIC MISS"
             return None
         max_age = self._max_age(ctx)
         if max_age is None:
             return None
+        ctx.cache_consulted()
+        if self.store is None:
+            # Asked for, but this process runs without a store (on_folder_in_use = "disable"):
+            # a miss, as when Chroma is down.
+            return None
         question = _question(ctx)
         if question is None:
-            ctx.cache_status = "SEMANTIC MISS"
             return None
         text, rest = question
         request = _Request(_partition(ctx, rest), text, max_age)
         ctx.state[NAME] = request
         if ctx.cache_force_refresh:
-            ctx.cache_status = "REFRESH"
             return None
-        ctx.cache_status = "SEMANTIC MISS"
         storing = self._storing.get(request.partition)
         if storing:  # read your own writes: this process's answers in this partition
             await asyncio.wait(set(storing), timeout=5)
@@ -419,7 +420,6 @@ class Plugin:
             self._warn("semantic_cache_store_unavailable", exc, ctx.trace_id)
             return None
         if exact is not None:
-            ctx.cache_status = "HIT"
             ctx.cache_reason = "exact: the same question"
             log.info("semantic_cache_hit", trace_id=ctx.trace_id, exact=True)
             return _answer(exact.payload or "", exact.metadata)
@@ -453,7 +453,7 @@ class Plugin:
                 reason=ctx.cache_reason,
             )
             return None
-        ctx.cache_status = "SEMANTIC HIT"
+        ctx.cache_similarity = round(chosen.similarity, 4)  # the core: SEMANTIC HIT
         log.info(
             "semantic_cache_hit",
             trace_id=ctx.trace_id,
