@@ -11,7 +11,6 @@ import pytest
 import structlog
 from hookgate import Gateway
 
-from tests.support.fake_openai import FakeOpenAI
 from tests.support.servers import (
     PostgresServer,
     RedisServer,
@@ -29,18 +28,8 @@ def _reset_structlog() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-@pytest.fixture(scope="session")
-def server_thread() -> Iterator[ServerThread]:
-    thread = ServerThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture
-def fake_openai(server_thread: ServerThread) -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI(server_thread).start()
-    yield fake
-    fake.stop()
+# server_thread, fake_openai, fake_anthropic and fake_gemini come from hookgate.testing's
+# pytest plugin (entry point pytest11), the same fixtures a third-party plugin's tests get.
 
 
 @pytest.fixture(scope="session")

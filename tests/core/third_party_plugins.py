@@ -73,9 +73,9 @@ class MemoCache:
     @hookimpl
     def post_response(self, ctx: RequestContext, response: Any) -> None:
         block = ctx.plan.root.cache
-        if block is not None and block.mode == "memo" and isinstance(response, Response):
-            if ctx.target is not None and ctx.error is None:
-                self.entries[_key(ctx)] = response.body
+        answered = isinstance(response, Response) and ctx.target is not None
+        if block is not None and block.mode == "memo" and answered and ctx.error is None:
+            self.entries[_key(ctx)] = response.body
 
 
 class LooseCache:
@@ -103,9 +103,9 @@ class LooseCache:
     @hookimpl
     def post_response(self, ctx: RequestContext, response: Any) -> None:
         block = ctx.plan.root.cache
-        if block is not None and block.mode == "semantic" and isinstance(response, Response):
-            if ctx.target is not None:
-                self.entries[str(ctx.model)] = response.body
+        answered = isinstance(response, Response) and ctx.target is not None
+        if block is not None and block.mode == "semantic" and answered:
+            self.entries[str(ctx.model)] = response.body
 
 
 class Echo:

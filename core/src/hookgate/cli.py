@@ -272,6 +272,32 @@ def serve(
         raise click.ClickException(str(exc)) from exc
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False),
+    default=".",
+    help="Folder to create hookgate-NAME/ in (default: the current one).",
+)
+def new_plugin(name: str, parent: str) -> None:
+    """Write a plugin package hookgate-NAME/ with a hook, settings and a passing test."""
+    from pathlib import Path
+
+    from .scaffold import new_plugin as scaffold
+
+    try:
+        root = scaffold(name, Path(parent))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created {root}")
+    click.echo(f"  test it:   cd {root} && uv run pytest")
+    click.echo(
+        f"  enable it: pip install -e {root}, then plugins = [..., {name!r}] in plugins.toml"
+    )
+
+
 def _table(header: tuple[str, ...], rows: Sequence[tuple[object, ...]]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:

@@ -29,6 +29,10 @@ def cache_gateway(
         if backend == "redis":
             table.setdefault("url", redis_server.url)
             table.setdefault("key_prefix", key_prefix)
+            # The 50 ms production default is about a healthy Redis; on a CI machine shared by
+            # several suites a loopback round trip can take longer, and a timeout is a miss.
+            table.setdefault("lookup_timeout_ms", 2000)
+            table.setdefault("store_timeout_ms", 2000)
         return make_gateway(
             "\n".join(
                 [

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.support.fake_anthropic import FakeAnthropic
-from tests.support.servers import ServerThread
 
-
-@pytest.fixture
-def fake_anthropic(server_thread: ServerThread) -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic(server_thread).start()
-    yield fake
-    fake.stop()
+# fake_anthropic comes from hookgate.testing's pytest plugin.
 
 
 @pytest.fixture

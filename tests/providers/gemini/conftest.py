@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.support.fake_gemini import FakeGemini
-from tests.support.servers import ServerThread
-
-
-@pytest.fixture
-def fake_gemini(server_thread: ServerThread) -> Iterator[FakeGemini]:
-    fake = FakeGemini(server_thread).start()
-    yield fake
-    fake.stop()
-    # Every request the gateway sent passed the google-genai SDK's own request types.
-    assert fake.problems == []
+# fake_gemini comes from hookgate.testing's pytest plugin.
 
 
 @pytest.fixture
