@@ -64,10 +64,9 @@ class FixedCache:
     @hookimpl
     async def cache_lookup(self, ctx: RequestContext) -> Response | None:
         self.lookups += 1
+        ctx.cache_consulted()  # the core reports MISS or HIT
         if self.body is None:
-            ctx.cache_status = "MISS"
             return None
-        ctx.cache_status = "HIT"
         return Response.from_json(self.body)
 
 

@@ -164,3 +164,46 @@ async def test_retry_exhaustion_on_a_third_party_provider_is_on_the_attempt_reco
         None,
     ]
     assert ctx.retry_attempt_count == -1
+
+
+async def test_a_third_party_http_provider_on_the_base_class(write_toml, fake_openai):
+    from hookgate import ProviderError as Failed
+
+    gw = Gateway.from_toml(
+        write_toml(
+            f"""
+            [gateway]
+            plugins = ["acme", "retry", "fallback", "mock"]
+            default_provider = "acme"
+
+            [plugins.acme]
+            use = "{MODULE}:Acme"
+            base_url = "{fake_openai.url}"
+            api_key = "acme-deployment-key"
+            headers = {{ x-team = "blue" }}
+            """
+        )
+    )
+    fallback = {
+        "strategy": {"mode": "fallback"},
+        "targets": [{"provider": "acme", "api_key": "acme-caller-key"}, {"provider": "mock"}],
+    }
+    async with gw:
+        answer = await gw.chat.completions.create(model="m", messages=HELLO)
+        chunks = await gw.chat.completions.create(model="m", messages=HELLO, stream=True)
+        streamed = [chunk async for chunk in chunks]
+        fake_openai.script(503)
+        rescued = await gw.chat.completions.create(model="m", messages=HELLO, config=fallback)
+        with pytest.raises(Failed) as unserved:
+            await gw.embeddings.create(model="m", input="hi")
+    assert answer.choices[0].message.content
+    assert streamed and streamed[-1].choices[0].finish_reason == "stop"
+    assert rescued.hookgate.provider == "mock"
+    first, _, failed = fake_openai.calls()
+    assert first.headers["x-acme-key"] == "acme-deployment-key"
+    assert first.headers["x-team"] == "blue"
+    assert "authorization" not in {k.lower() for k in first.headers}
+    assert failed.headers["x-acme-key"] == "acme-caller-key"
+    assert unserved.value.http_status == 404
+    assert "the acme provider does not serve embeddings" in str(unserved.value)
+    assert gw.plugin("acme").client.provider == "acme"

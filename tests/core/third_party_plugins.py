@@ -6,7 +6,16 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from hookgate import Decision, ProviderError, RequestContext, Response, Target, hookimpl
+from hookgate import (
+    Decision,
+    HTTPProvider,
+    HTTPProviderSettings,
+    ProviderError,
+    RequestContext,
+    Response,
+    Target,
+    hookimpl,
+)
 
 
 class RoundRobin:
@@ -139,3 +148,23 @@ class Echo:
                 ],
             }
         )
+
+
+class AcmeSettings(HTTPProviderSettings):
+    base_url: str = "https://api.acme.invalid/v1"
+
+
+class Acme(HTTPProvider):
+    """Provider ``acme``, an OpenAI-compatible HTTP upstream, on the provider base class:
+    settings, client life cycle, headers and dispatch come from HTTPProvider."""
+
+    name = "acme"
+    providers = ("acme",)
+    Settings = AcmeSettings
+
+    def auth_headers(self, key: str, target: Target) -> dict[str, str]:
+        return {"x-acme-key": key}
+
+    async def serve_chat_completions(self, ctx: RequestContext, target: Target) -> Any:
+        url = (target.custom_host or self.settings.base_url) + "/chat/completions"
+        return await self.send(url, ctx.request_for(target), self.headers(ctx, target))

@@ -6,7 +6,8 @@ The public API, for apps that embed the gateway and for plugins:
 - :data:`hookimpl`: the marker for hook implementations (see :mod:`hookgate.hookspecs`);
 - :class:`RequestContext`, :class:`Decision`, :class:`Attempt`, :class:`Target`: what hooks get
   and return; :class:`Response`, :class:`StreamResponse`, :class:`SSEEvent`: answers;
-- :class:`UpstreamClient` (``hookgate.http``): the pooled client provider plugins share;
+- :class:`HTTPProvider`, :class:`HTTPProviderSettings`: the base of HTTP provider plugins;
+  :class:`UpstreamClient` (``hookgate.http``): the pooled client they share;
 - :mod:`hookgate.errors`: every error, rendered OpenAI-shaped.
 
 Names are imported on first use (PEP 562), so ``import hookgate`` stays cheap for a CLI or an
@@ -38,6 +39,8 @@ _EXPORTS = {
     "Gateway": "gateway",
     "SyncGateway": "gateway",
     "hookimpl": "hookspecs",
+    "HTTPProvider": "provider",
+    "HTTPProviderSettings": "provider",
     "Response": "responses",
     "SSEEvent": "responses",
     "StreamResponse": "responses",
@@ -57,6 +60,8 @@ __all__ = [
     "GatewayError",
     "Gauge",
     "Group",
+    "HTTPProvider",
+    "HTTPProviderSettings",
     "HookgateError",
     "Plan",
     "ProviderError",
@@ -86,6 +91,7 @@ if TYPE_CHECKING:
     from .gateway import CallOptions, ChunkStream, Gateway, SyncGateway
     from .hookspecs import hookimpl
     from .observe import Gauge, Usage
+    from .provider import HTTPProvider, HTTPProviderSettings
     from .responses import Response, SSEEvent, StreamResponse
     from .routing import Group, Plan, Target
 

@@ -120,9 +120,16 @@ def plugins(config_path: str | None) -> None:
 @cli.command()
 @_CONFIG
 def check(config_path: str | None) -> None:
-    """Validate plugins.toml and every enabled plugin's settings."""
+    """Validate plugins.toml, every enabled plugin's settings, and what requests would use:
+    virtual keys, named configs and settings of plugins that are not enabled."""
     found = find_settings_file(config_path)
     gateway = _gateway(config_path)
+    problems = gateway.problems()
+    if problems:
+        where = found if found is not None else "plugins.toml"
+        raise click.ClickException(
+            f"{where}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems)
+        )
     where = found if found is not None else "built-in defaults (no plugins.toml found)"
     click.echo(f"ok: {where}")
     click.echo(f"  plugins (hook order): {', '.join(p.name for p in gateway.plugins) or 'none'}")

@@ -19,7 +19,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -84,8 +84,12 @@ class Gateway:
         self._started = False
         self._start_lock: asyncio.Lock | None = None
         self.chat = _Chat(self)
-        self.completions = _Resource(self, "completions", Completion)
-        self.embeddings = _Resource(self, "embeddings", CreateEmbeddingResponse)
+        self.completions: _Resource[Completion, Completion] = _Resource(
+            self, "completions", Completion, Completion
+        )
+        self.embeddings: _Resource[CreateEmbeddingResponse, CreateEmbeddingResponse] = _Resource(
+            self, "embeddings", CreateEmbeddingResponse
+        )
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str] | None = None) -> Gateway:
@@ -295,6 +299,39 @@ class Gateway:
         )
         return resolved, plan
 
+    def problems(self) -> list[str]:
+        """What in plugins.toml would fail only once a request used it (``hookgate check``):
+        virtual keys naming providers no enabled plugin serves, named configs that need a
+        provider, strategy or cache mode no enabled plugin provides, and settings tables for
+        installed plugins that are not enabled."""
+        from .errors import ConfigError
+
+        settings = self.settings
+        found: list[str] = []
+        enabled = {p.name for p in self.plugins}
+        for name in sorted(settings.plugins):
+            if name not in enabled:
+                found.append(
+                    f"[plugins.{name}] configures a plugin that is not enabled: add {name!r} "
+                    "to [gateway] plugins, or remove the table"
+                )
+        known = ", ".join(sorted(self.providers)) or "none"
+        for name, key in sorted(settings.virtual_keys.items()):
+            provider = key.provider.lower()
+            if self.aliases.get(provider, provider) not in self.providers:
+                found.append(
+                    f"[virtual_keys.{name}] provider {key.provider!r} is not served by an "
+                    f"enabled plugin (enabled providers: {known})"
+                )
+        for config_id in sorted(settings.configs):
+            try:
+                self._resolve(config_id, RequestTarget())
+            except ConfigError as exc:
+                if exc.code == "missing_provider":
+                    continue  # the request may name the provider
+                found.append(f"[configs.{config_id}] {exc.message}")
+        return found
+
     def _suggest(self, kind: str, mode: str) -> str:
         return suggest_plugin(kind, mode, {p.name for p in self.plugins})
 
@@ -362,38 +399,79 @@ class ChunkStream(Generic[T]):
         await self.aclose()
 
 
-class _Resource:
-    """``gw.completions`` and ``gw.embeddings``: ``await ....create(**openai_params)``."""
+C = TypeVar("C", bound=BaseModel)
+_ConfigArg = Config | Mapping[str, Any] | str | None
+_OptionsArg = CallOptions | Mapping[str, Any] | None
+
+
+class _Resource(Generic[T, C]):
+    """``gw.chat.completions``, ``gw.completions`` and ``gw.embeddings``:
+    ``await ....create(**openai_params)``, typed by ``stream``: a :class:`ChunkStream` of
+    chunks with ``stream=True``, else the answer's model (``ChatCompletion``, ...)."""
 
     def __init__(
         self,
         gateway: Gateway,
         endpoint: Endpoint,
-        model: type[BaseModel],
-        chunk_model: type[BaseModel] | None = None,
+        model: type[T],
+        chunk_model: type[C] | None = None,
     ) -> None:
         self._gateway = gateway
         self._endpoint = endpoint
         self._model = model
         self._chunk_model = chunk_model
 
+    @overload
     async def create(
         self,
         *,
-        config: Config | Mapping[str, Any] | str | None = None,
-        options: CallOptions | Mapping[str, Any] | None = None,
+        stream: Literal[True],
+        config: _ConfigArg = None,
+        options: _OptionsArg = None,
         **params: Any,
-    ) -> Any:
+    ) -> ChunkStream[C]: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        stream: Literal[False] | None = None,
+        config: _ConfigArg = None,
+        options: _OptionsArg = None,
+        **params: Any,
+    ) -> T: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        stream: bool | None = None,
+        config: _ConfigArg = None,
+        options: _OptionsArg = None,
+        **params: Any,
+    ) -> T | ChunkStream[C]: ...
+
+    async def create(
+        self,
+        *,
+        stream: bool | None = None,
+        config: _ConfigArg = None,
+        options: _OptionsArg = None,
+        **params: Any,
+    ) -> T | ChunkStream[C]:
         """Send OpenAI's parameters as keyword arguments. ``config``: a Portkey config (dict,
         JSON text or the id of one in plugins.toml); ``options``: :class:`CallOptions`."""
-        return await self._gateway._create(
+        if stream is not None:
+            params["stream"] = stream
+        result: T | ChunkStream[C] = await self._gateway._create(
             self._endpoint, self._model, self._chunk_model, params, config, options
         )
+        return result
 
 
 class _Chat:
     def __init__(self, gateway: Gateway) -> None:
-        self.completions = _Resource(
+        self.completions: _Resource[ChatCompletion, ChatCompletionChunk] = _Resource(
             gateway, "chat.completions", ChatCompletion, ChatCompletionChunk
         )
 
@@ -442,16 +520,26 @@ class SyncGateway:
         self.close()
 
 
-class _SyncResource:
-    def __init__(self, sync: SyncGateway, resource: _Resource) -> None:
+class _SyncResource(Generic[T, C]):
+    def __init__(self, sync: SyncGateway, resource: _Resource[T, C]) -> None:
         self._sync = sync
         self._resource = resource
 
-    def create(self, **kwargs: Any) -> Any:
-        result = self._sync.run(self._resource.create(**kwargs))
+    @overload
+    def create(self, *, stream: Literal[True], **kwargs: Any) -> _SyncChunks[C]: ...
+
+    @overload
+    def create(self, *, stream: Literal[False] | None = None, **kwargs: Any) -> T: ...
+
+    @overload
+    def create(self, *, stream: bool | None = None, **kwargs: Any) -> T | _SyncChunks[C]: ...
+
+    def create(self, *, stream: bool | None = None, **kwargs: Any) -> T | _SyncChunks[C]:
+        result = self._sync.run(self._resource.create(stream=stream, **kwargs))
         if isinstance(result, ChunkStream):
             return _SyncChunks(self._sync, result)
-        return result
+        answer: T = result
+        return answer
 
 
 class _SyncChat:

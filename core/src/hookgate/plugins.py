@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
@@ -268,8 +270,26 @@ def suggest_plugin(kind: str, mode: str, enabled: Collection[str]) -> str:
     return f"no installed plugin declares it; install a plugin with {kind} mode {mode!r}"
 
 
+def _local_folder(module_name: str, source_file: str) -> None:
+    """Make ``use = "examples.banned_words:..."`` resolve relative to the folder of the
+    plugins.toml naming it, wherever the process was started: when that folder holds the
+    module's top-level package or file, it goes first on ``sys.path`` (as ``PYTHONPATH=.``
+    run from there would)."""
+    if source_file.startswith("<"):
+        return  # settings from a dict: no folder
+    folder = Path(source_file).resolve().parent
+    top = module_name.split(".", 1)[0]
+    if not ((folder / top).is_dir() or (folder / f"{top}.py").is_file()):
+        return
+    entry = str(folder)
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+        importlib.invalidate_caches()
+
+
 def _import_object(path: str, name: str, source_file: str) -> Any:
     module_name, _, attr = path.partition(":")
+    _local_folder(module_name, source_file)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -28,18 +28,16 @@ class NextTarget:
 
 
 class CacheWith:
-    """Answers every lookup from a fixed cached completion, with ``status`` and similarity."""
+    """Answers every lookup from a fixed cached completion; with a ``similarity`` the core
+    reports it as a ``SEMANTIC HIT``, without one as a ``HIT``."""
 
-    def __init__(
-        self, body: dict[str, Any], status: str = "HIT", similarity: float | None = None
-    ) -> None:
+    def __init__(self, body: dict[str, Any], similarity: float | None = None) -> None:
         self.body = body
-        self.status = status
         self.similarity = similarity
 
     @hookimpl
     async def cache_lookup(self, ctx: RequestContext) -> Response:
-        ctx.cache_status = self.status
+        ctx.cache_consulted()
         ctx.cache_similarity = self.similarity
         return Response.from_json(self.body)
 
@@ -49,10 +47,9 @@ class CacheWhenAsked:
 
     @hookimpl
     async def cache_lookup(self, ctx: RequestContext) -> Response | None:
+        ctx.cache_consulted()  # the core reports HIT or MISS
         if ctx.metadata.get("cached") == "yes":
-            ctx.cache_status = "HIT"
             return Response.from_json(completion(ctx.model or "m", 50, 10))
-        ctx.cache_status = "MISS"
         return None
 
 

@@ -113,7 +113,7 @@ async def test_fallback_record(logged):
 async def test_cache_hit_records_the_cost_saved(logged):
     log = logged()
     log.gateway.register(
-        CacheWith(completion("gpt-4o-mini", 1000, 200, cached=400), "SEMANTIC HIT", 0.97),
+        CacheWith(completion("gpt-4o-mini", 1000, 200, cached=400), 0.97),
         "cache_with",
     )
     async with log.gateway as gw:
