@@ -35,6 +35,7 @@ def test_new_plugin_writes_a_package_whose_test_passes_and_whose_wheel_builds(tm
     tested = run(sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", cwd=root)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "2 passed" in tested.stdout
+    assert "warning" not in tested.stdout.lower()
 
     uv = shutil.which("uv")
     assert uv is not None

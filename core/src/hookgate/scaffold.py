@@ -71,7 +71,9 @@ build-backend = "uv_build"
 
 [tool.pytest.ini_options]
 asyncio_mode = "auto"
+asyncio_default_fixture_loop_scope = "function"
 pythonpath = ["src"]
+filterwarnings = ["error"]
 """
 
 _README = """\
