@@ -39,7 +39,7 @@ def test_the_docs_build_strictly_with_a_page_per_hook(tmp_path):
         timeout=170,
     )
     assert built.returncode == 0, built.stderr
-    assert len(HOOKS) == 10
+    assert len(HOOKS) >= 12  # every hookspec has its page
     for hook in HOOKS:
         page = "startup_shutdown" if hook in ("startup", "shutdown") else hook
         html = (tmp_path / "hooks" / page / "index.html").read_text()

@@ -367,7 +367,7 @@ class Hooks:
         registered = [plugin for _, plugin in self._pm.list_name_plugin()]
         tiers = {id(p.plugin): p.cache_tier for p in plugins}
         self._callers: dict[str, list[tuple[str, Any]]] = {}
-        for name in _AWAITED_HOOKS:
+        for name in (*_AWAITED_HOOKS, "metrics"):
             callers = []
             for impl in reversed(getattr(self._hook, name).get_hookimpls()):
                 others = [p for p in registered if p is not impl.plugin]
@@ -469,14 +469,14 @@ class Hooks:
 
     def metrics(self, gateway: Gateway) -> list[Gauge]:
         gauges: list[Gauge] = []
-        for impl in reversed(self._hook.metrics.get_hookimpls()):
+        for name, call in self._callers["metrics"]:
             try:
-                found = impl.function(*(gateway for _ in impl.argnames))
-                gauges.extend(cast("Sequence[Gauge] | None", found) or ())
+                for found in call(gateway=gateway):
+                    gauges.extend(cast("Sequence[Gauge] | None", found) or ())
             except Exception as exc:
                 log.error(
                     "plugin_hook_failed",
-                    plugin=impl.plugin_name,
+                    plugin=name,
                     hook="metrics",
                     error=f"{type(exc).__name__}: {exc}",
                 )
