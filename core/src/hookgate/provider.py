@@ -110,12 +110,16 @@ class HTTPProvider:
         """Answer ``ctx`` with the ``serve_<endpoint>`` method (``serve_chat_completions``)."""
         handler: Handler | None = getattr(self, "serve_" + ctx.endpoint.replace(".", "_"), None)
         if handler is None:
-            raise ProviderError(
-                f"the {self.provider} provider does not serve {ctx.endpoint}",
-                provider=self.provider,
-                status=404,
-            )
+            raise self.unserved(ctx)
         return await handler(ctx, target)
+
+    def unserved(self, ctx: RequestContext) -> ProviderError:
+        """The error for an endpoint without a ``serve_`` method (a 404 naming it)."""
+        return ProviderError(
+            f"the {self.provider} provider does not serve {ctx.endpoint}",
+            provider=self.provider,
+            status=404,
+        )
 
     # ---- building the upstream request --------------------------------------------------
 

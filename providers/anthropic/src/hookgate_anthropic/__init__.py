@@ -35,6 +35,8 @@ from hookgate import (
     BadRequestError,
     Gateway,
     GatewayError,
+    HTTPProvider,
+    HTTPProviderSettings,
     ProviderError,
     RequestContext,
     Response,
@@ -43,8 +45,7 @@ from hookgate import (
     hookimpl,
 )
 from hookgate.errors import UpstreamProtocolError
-from hookgate.http import UpstreamClient
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from .stream import PROVIDER, anthropic_error_body, relay, to_chunks
 from .translate import (
@@ -62,15 +63,12 @@ __all__ = ["DEFAULT_BASE_URL", "AnthropicSettings", "Plugin", "Settings", "rende
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 
 
-class AnthropicSettings(BaseModel):
-    """``[plugins.anthropic]`` in plugins.toml."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class AnthropicSettings(HTTPProviderSettings):
+    """``[plugins.anthropic]`` in plugins.toml: the shared provider settings (``api_key``,
+    ``headers``, timeouts, pool size), plus Anthropic's own."""
 
     base_url: str = DEFAULT_BASE_URL
     """With the version path, like a target's ``custom_host``; ``/messages`` is appended."""
-    api_key: str | None = Field(default=None, repr=False)
-    """Used for targets that bring no key of their own; empty means none."""
     anthropic_version: str = "2023-06-01"
     """The ``anthropic-version`` header; on ``/v1/messages`` the client's own wins."""
     default_max_tokens: Annotated[int, Field(ge=1)] = 4096
@@ -78,14 +76,8 @@ class AnthropicSettings(BaseModel):
     ``max_completion_tokens`` (Anthropic requires it; OpenAI does not)."""
     beta: list[str] = Field(default_factory=list)
     """``anthropic-beta`` features to enable on every call (merged with a client's own)."""
-    headers: dict[str, str] = Field(default_factory=dict)
-    """Extra headers sent with every request."""
     messages_route: bool = True
     """Serve Anthropic's ``POST /v1/messages`` in ``hookgate serve``."""
-    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
-    read_timeout: Annotated[float, Field(gt=0)] = 600.0
-    """Longest silence while waiting for (more of) an answer, in seconds."""
-    max_connections: Annotated[int, Field(ge=1)] = 1024
 
 
 def render_error(error: GatewayError, headers: dict[str, str]) -> HTTPResponse:
@@ -126,32 +118,20 @@ Settings = AnthropicSettings
 """The name the loader and older code use."""
 
 
-class Plugin:
+class Plugin(HTTPProvider):
     """The ``anthropic`` provider, and Anthropic's ``/v1/messages`` route."""
 
+    name = PROVIDER
     providers = (PROVIDER,)
     # `hookgate providers` shows the base URL: the default here, the configured one on an instance.
     presets: Mapping[str, str] = MappingProxyType({PROVIDER: DEFAULT_BASE_URL})
     Settings = AnthropicSettings
+    settings: AnthropicSettings
 
     def __init__(self, settings: AnthropicSettings | None = None) -> None:
-        self.settings = settings or AnthropicSettings()
+        super().__init__(settings)
         self.base_url = self.settings.base_url.rstrip("/")
         self.presets = MappingProxyType({PROVIDER: self.base_url})
-        self.client = UpstreamClient(
-            PROVIDER,
-            connect_timeout=self.settings.connect_timeout,
-            read_timeout=self.settings.read_timeout,
-            max_connections=self.settings.max_connections,
-        )
-
-    @hookimpl
-    async def startup(self, gateway: Gateway) -> None:
-        await self.client.start()
-
-    @hookimpl
-    async def shutdown(self, gateway: Gateway) -> None:
-        await self.client.aclose()
 
     @hookimpl
     def register_routes(self, gateway: Gateway) -> list[Any] | None:
@@ -161,16 +141,12 @@ class Plugin:
 
         return [endpoint_route(gateway, "/v1/messages", "messages", render_error=render_error)]
 
-    @hookimpl
-    def call_provider(self, ctx: RequestContext, target: Target) -> Any:
-        if target.provider != PROVIDER:
-            return None
-        return self.call(ctx, target)
+    def auth_headers(self, key: str, target: Target) -> dict[str, str]:
+        return {"x-api-key": key}
 
     def headers(self, ctx: RequestContext, target: Target) -> dict[str, str]:
         settings = self.settings
-        headers = dict(settings.headers)
-        headers.update(ctx.forwarded_headers(target))
+        headers = super().headers(ctx, target)  # settings headers, forwarded ones, x-api-key
         version = settings.anthropic_version
         beta = list(settings.beta)
         if ctx.endpoint == "messages":  # the client speaks Anthropic: its version and betas
@@ -180,33 +156,37 @@ class Plugin:
         beta = list(dict.fromkeys(b for b in beta if b))
         if beta:
             headers["anthropic-beta"] = ",".join(beta)
-        key = target.api_key or settings.api_key
-        if key:
-            headers["x-api-key"] = key
         return headers
 
-    async def call(self, ctx: RequestContext, target: Target) -> Response | StreamResponse:
-        base = target.custom_host or self.base_url
-        headers = self.headers(ctx, target)
-        if ctx.endpoint == "messages":
-            body = ctx.request_for(target)
-            if body.get("stream"):
-                response = await self.client.stream_events(
-                    base + "/messages", headers=headers, body=body, done_marker=False
-                )
-                response.events = relay(response.events)
-                return response
-            return await self.client.request_json(
-                "POST", base + "/messages", headers=headers, body=body
+    def _base(self, target: Target) -> str:
+        return target.custom_host or self.base_url
+
+    async def serve_messages(
+        self, ctx: RequestContext, target: Target
+    ) -> Response | StreamResponse:
+        """Anthropic's own ``/v1/messages``, passed through unchanged."""
+        url = self._base(target) + "/messages"
+        body = ctx.request_for(target)
+        response = await self.send(url, body, self.headers(ctx, target), done_marker=False)
+        if isinstance(response, StreamResponse):
+            response.events = relay(response.events)
+        return response
+
+    async def serve_chat_completions(
+        self, ctx: RequestContext, target: Target
+    ) -> Response | StreamResponse:
+        return await self._chat(ctx, target, self._base(target), self.headers(ctx, target))
+
+    async def serve_models(self, ctx: RequestContext, target: Target) -> Response:
+        listing = await self._openai_errors(
+            self.client.request_json(
+                "GET", self._base(target) + "/models", headers=self.headers(ctx, target)
             )
-        if ctx.endpoint == "chat.completions":
-            return await self._chat(ctx, target, base, headers)
-        if ctx.endpoint == "models":
-            listing = await self._openai_errors(
-                self.client.request_json("GET", base + "/models", headers=headers)
-            )
-            return Response.from_json(_models(listing.json()), headers=listing.headers)
-        raise ProviderError(
+        )
+        return Response.from_json(_models(listing.json()), headers=listing.headers)
+
+    def unserved(self, ctx: RequestContext) -> ProviderError:
+        return ProviderError(
             f"the anthropic provider does not serve {ctx.endpoint}",
             provider=PROVIDER,
             status=404,

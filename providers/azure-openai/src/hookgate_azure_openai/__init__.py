@@ -24,37 +24,30 @@ token) instead::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from hookgate import (
     ConfigError,
-    Gateway,
-    ProviderError,
+    HTTPProvider,
+    HTTPProviderSettings,
     RequestContext,
     Response,
     StreamResponse,
     Target,
-    hookimpl,
 )
-from hookgate.http import UpstreamClient
-from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["AzureOpenAISettings", "Plugin", "Settings"]
 
 PROVIDER = "azure-openai"
-_PATHS = {
-    "chat.completions": "/chat/completions",
-    "completions": "/completions",
-    "embeddings": "/embeddings",
-}
 _TEMPLATE = "https://{resource_name}.openai.azure.com/openai"
 
 Auth = Literal["api-key", "entra"]
 
 
-class AzureOpenAISettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class AzureOpenAISettings(HTTPProviderSettings):
+    """``[plugins.azure-openai]``: the shared provider settings (``api_key``, ``headers``,
+    timeouts, pool size), plus Azure's own."""
 
     resource_name: str | None = None
     """Default Azure resource (``{resource_name}.openai.azure.com``)."""
@@ -63,14 +56,8 @@ class AzureOpenAISettings(BaseModel):
     api_version: str = "2024-10-21"
     base_url: str | None = None
     """Replaces ``https://{resource_name}.openai.azure.com/openai`` (a proxy, a sovereign cloud)."""
-    api_key: str | None = Field(default=None, repr=False)
-    """Used for targets that bring no key of their own; empty means none."""
     auth: Auth = "api-key"
     """``api-key`` header, or ``entra``: the key is an Entra ID token sent as a Bearer."""
-    headers: dict[str, str] = Field(default_factory=dict)
-    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
-    read_timeout: Annotated[float, Field(gt=0)] = 600.0
-    max_connections: Annotated[int, Field(ge=1)] = 1024
 
 
 def _option(options: Mapping[str, Any], snake: str, camel: str) -> Any:
@@ -82,36 +69,18 @@ Settings = AzureOpenAISettings
 """The name the loader and older code use."""
 
 
-class Plugin:
+class Plugin(HTTPProvider):
     """The ``azure-openai`` provider."""
 
+    name = PROVIDER
     providers = (PROVIDER,)
     presets: Mapping[str, str] = {PROVIDER: _TEMPLATE}
     Settings = AzureOpenAISettings
+    settings: AzureOpenAISettings
 
     def __init__(self, settings: AzureOpenAISettings | None = None) -> None:
-        self.settings = settings or AzureOpenAISettings()
-        self.client = UpstreamClient(
-            PROVIDER,
-            connect_timeout=self.settings.connect_timeout,
-            read_timeout=self.settings.read_timeout,
-            max_connections=self.settings.max_connections,
-        )
+        super().__init__(settings)
         self.presets = {PROVIDER: self.settings.base_url or _TEMPLATE}
-
-    @hookimpl
-    async def startup(self, gateway: Gateway) -> None:
-        await self.client.start()
-
-    @hookimpl
-    async def shutdown(self, gateway: Gateway) -> None:
-        await self.client.aclose()
-
-    @hookimpl
-    def call_provider(self, ctx: RequestContext, target: Target) -> Any:
-        if target.provider != PROVIDER:
-            return None
-        return self.call(ctx, target)
 
     def base(self, target: Target) -> str:
         if target.custom_host:
@@ -129,38 +98,48 @@ class Plugin:
         return _TEMPLATE.format(resource_name=quote(str(resource), safe=""))
 
     def headers(self, ctx: RequestContext, target: Target) -> dict[str, str]:
+        token = _option(target.options, "azure_ad_token", "azureAdToken")
+        if not token:
+            return super().headers(ctx, target)
         headers = dict(self.settings.headers)
         headers.update(ctx.forwarded_headers(target))
-        options = target.options
-        token = _option(options, "azure_ad_token", "azureAdToken")
-        auth = _option(options, "azure_auth_mode", "azureAuthMode") or self.settings.auth
-        key = target.api_key or self.settings.api_key
-        if token:
-            headers["authorization"] = f"Bearer {token}"
-        elif key and auth == "entra":
-            headers["authorization"] = f"Bearer {key}"
-        elif key:
-            headers["api-key"] = key
+        headers["authorization"] = f"Bearer {token}"  # a per-target Entra token wins
         return headers
 
-    async def call(self, ctx: RequestContext, target: Target) -> Response | StreamResponse:
+    def auth_headers(self, key: str, target: Target) -> dict[str, str]:
+        auth = _option(target.options, "azure_auth_mode", "azureAuthMode") or self.settings.auth
+        return {"authorization": f"Bearer {key}"} if auth == "entra" else {"api-key": key}
+
+    def _query(self, target: Target) -> str:
+        version = _option(target.options, "api_version", "apiVersion") or self.settings.api_version
+        return f"?api-version={quote(str(version), safe='')}"
+
+    async def serve_models(self, ctx: RequestContext, target: Target) -> Response:
+        url = f"{self.base(target)}/models{self._query(target)}"
+        return await self.client.request_json("GET", url, headers=self.headers(ctx, target))
+
+    async def serve_chat_completions(
+        self, ctx: RequestContext, target: Target
+    ) -> Response | StreamResponse:
+        return await self._deployment(ctx, target, "/chat/completions")
+
+    async def serve_completions(
+        self, ctx: RequestContext, target: Target
+    ) -> Response | StreamResponse:
+        return await self._deployment(ctx, target, "/completions")
+
+    async def serve_embeddings(
+        self, ctx: RequestContext, target: Target
+    ) -> Response | StreamResponse:
+        return await self._deployment(ctx, target, "/embeddings")
+
+    async def _deployment(
+        self, ctx: RequestContext, target: Target, path: str
+    ) -> Response | StreamResponse:
         base = self.base(target)
-        headers = self.headers(ctx, target)
-        options = target.options
-        version = _option(options, "api_version", "apiVersion") or self.settings.api_version
-        query = f"?api-version={quote(str(version), safe='')}"
-        if ctx.endpoint == "models":
-            return await self.client.request_json("GET", f"{base}/models{query}", headers=headers)
-        path = _PATHS.get(ctx.endpoint)
-        if path is None:
-            raise ProviderError(
-                f"the azure-openai provider does not serve {ctx.endpoint}",
-                provider=PROVIDER,
-                status=404,
-            )
         body = ctx.request_for(target)
         deployment = (
-            _option(options, "deployment_id", "deploymentId")
+            _option(target.options, "deployment_id", "deploymentId")
             or self.settings.deployment_id
             or body.get("model")
         )
@@ -169,7 +148,5 @@ class Plugin:
                 f"{target.path}: azure-openai needs a deployment_id (or a model naming one)",
                 code="missing_deployment_id",
             )
-        url = f"{base}/deployments/{quote(str(deployment), safe='')}{path}{query}"
-        if body.get("stream"):
-            return await self.client.stream_events(url, headers=headers, body=body)
-        return await self.client.request_json("POST", url, headers=headers, body=body)
+        url = f"{base}/deployments/{quote(str(deployment), safe='')}{path}{self._query(target)}"
+        return await self.send(url, body, self.headers(ctx, target))

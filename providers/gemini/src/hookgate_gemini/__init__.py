@@ -15,21 +15,20 @@ mapping of every field, finish reasons and usage::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
 from hookgate import (
-    Gateway,
+    HTTPProvider,
+    HTTPProviderSettings,
     ProviderError,
     RequestContext,
     Response,
     SSEEvent,
     StreamResponse,
     Target,
-    hookimpl,
 )
-from hookgate.http import UpstreamClient
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from . import translate
 
@@ -38,94 +37,74 @@ __all__ = ["GeminiSettings", "Plugin", "Settings"]
 DEFAULT_BASE = "https://generativelanguage.googleapis.com/v1beta"
 
 
-class GeminiSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class GeminiSettings(HTTPProviderSettings):
+    """``[plugins.gemini]``: the shared provider settings (``api_key``, ``headers``,
+    timeouts, pool size), plus Gemini's own."""
 
     base_url: str = DEFAULT_BASE
-    api_key: str | None = Field(default=None, repr=False)
-    """Used for targets that bring no key of their own; empty means none."""
-    headers: dict[str, str] = Field(default_factory=dict)
-    """Extra headers sent with every request."""
     safety_settings: list[dict[str, str]] = Field(default_factory=list)
     """Sent as ``safetySettings`` with every generateContent request
     (``[{category = "HARM_CATEGORY_HARASSMENT", threshold = "BLOCK_ONLY_HIGH"}]``)."""
-    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
-    read_timeout: Annotated[float, Field(gt=0)] = 600.0
-    max_connections: Annotated[int, Field(ge=1)] = 1024
 
 
 Settings = GeminiSettings
 """The name the loader and older code use."""
 
 
-class Plugin:
+class Plugin(HTTPProvider):
     """The ``google`` provider (alias ``gemini``)."""
 
+    name = translate.PROVIDER
     providers = ("google", "gemini")
     aliases = {"gemini": "google"}
     presets = {"google": DEFAULT_BASE}
     Settings = GeminiSettings
+    settings: GeminiSettings
 
     def __init__(self, settings: GeminiSettings | None = None) -> None:
-        self.settings = settings or GeminiSettings()
+        super().__init__(settings)
         self.base_url = self.settings.base_url.rstrip("/")
         self.presets = {"google": self.base_url}
-        self.client = UpstreamClient(
-            translate.PROVIDER,
-            connect_timeout=self.settings.connect_timeout,
-            read_timeout=self.settings.read_timeout,
-            max_connections=self.settings.max_connections,
-        )
 
-    @hookimpl
-    async def startup(self, gateway: Gateway) -> None:
-        await self.client.start()
-
-    @hookimpl
-    async def shutdown(self, gateway: Gateway) -> None:
-        await self.client.aclose()
-
-    @hookimpl
-    def call_provider(self, ctx: RequestContext, target: Target) -> Any:
-        if target.provider not in self.providers:
-            return None
-        return self.call(ctx, target)
-
-    def headers(self, ctx: RequestContext, target: Target) -> dict[str, str]:
-        headers = dict(self.settings.headers)
-        headers.update(ctx.forwarded_headers(target))
-        key = target.api_key or self.settings.api_key
-        if key:
-            headers["x-goog-api-key"] = key
-        return headers
+    def auth_headers(self, key: str, target: Target) -> dict[str, str]:
+        return {"x-goog-api-key": key}
 
     async def call(self, ctx: RequestContext, target: Target) -> Response | StreamResponse:
         try:
-            return await self._call(ctx, target)
+            return await super().call(ctx, target)
         except ProviderError as exc:
             raise translate.openai_error(exc) from None
 
-    async def _call(self, ctx: RequestContext, target: Target) -> Response | StreamResponse:
-        base = target.custom_host or self.base_url
-        headers = self.headers(ctx, target)
-        if ctx.endpoint == "models":
-            return await self._models(base, headers)
-        body = ctx.request_for(target)
+    def _base(self, target: Target) -> str:
+        return target.custom_host or self.base_url
+
+    @staticmethod
+    def _model(body: dict[str, Any]) -> tuple[str, str]:
         model = str(body.get("model") or "").removeprefix("models/")
-        url = f"{base}/models/{quote(model, safe='-._')}"
-        if ctx.endpoint == "embeddings":
-            request = translate.embed_request(body, model)
-            answer = await self.client.request_json(
-                "POST", f"{url}:batchEmbedContents", headers=headers, body=request
-            )
-            data = translate.embed_response(answer.json(), model)
-            return Response.from_json(data, headers=answer.headers)
-        if ctx.endpoint != "chat.completions":
-            raise ProviderError(
-                f"the google provider does not serve {ctx.endpoint}",
-                provider=translate.PROVIDER,
-                status=404,
-            )
+        return model, quote(model, safe="-._")
+
+    async def serve_models(self, ctx: RequestContext, target: Target) -> Response:
+        return await self._models(self._base(target), self.headers(ctx, target))
+
+    async def serve_embeddings(self, ctx: RequestContext, target: Target) -> Response:
+        body = ctx.request_for(target)
+        model, quoted = self._model(body)
+        answer = await self.client.request_json(
+            "POST",
+            f"{self._base(target)}/models/{quoted}:batchEmbedContents",
+            headers=self.headers(ctx, target),
+            body=translate.embed_request(body, model),
+        )
+        data = translate.embed_response(answer.json(), model)
+        return Response.from_json(data, headers=answer.headers)
+
+    async def serve_chat_completions(
+        self, ctx: RequestContext, target: Target
+    ) -> Response | StreamResponse:
+        body = ctx.request_for(target)
+        model, quoted = self._model(body)
+        url = f"{self._base(target)}/models/{quoted}"
+        headers = self.headers(ctx, target)
         request = translate.chat_request(body)
         if self.settings.safety_settings:
             request["safetySettings"] = [dict(s) for s in self.settings.safety_settings]

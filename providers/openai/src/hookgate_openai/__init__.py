@@ -28,10 +28,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from hookgate import (
-    Gateway,
+    HTTPProvider,
+    HTTPProviderSettings,
     ProviderError,
     RequestContext,
     Response,
@@ -41,7 +42,6 @@ from hookgate import (
     hookimpl,
 )
 from hookgate.errors import SettingsError
-from hookgate.http import UpstreamClient
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["PRESETS", "OpenAISettings", "Plugin", "Preset", "Settings", "Upstream"]
@@ -99,20 +99,14 @@ class Upstream(BaseModel):
     """Extra headers sent with every request to this upstream."""
 
 
-class OpenAISettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class OpenAISettings(HTTPProviderSettings):
+    """``[plugins.openai]``: the shared provider settings (``api_key`` for ``openai`` targets
+    that bring no key of their own, ``headers`` sent to every upstream, timeouts, pool size),
+    plus OpenAI's own and the OpenAI-compatible upstreams."""
 
     base_url: str = "https://api.openai.com/v1"
-    api_key: str | None = Field(default=None, repr=False)
-    """Used for ``openai`` targets that bring no key of their own; empty means none."""
     organization: str | None = None
     project: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    """Extra headers sent with every request (to every upstream)."""
-    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
-    read_timeout: Annotated[float, Field(gt=0)] = 600.0
-    """Longest silence while waiting for (more of) an answer, in seconds."""
-    max_connections: Annotated[int, Field(ge=1)] = 1024
     upstreams: dict[str, Upstream] = Field(default_factory=dict)
     """Per preset (by slug) or new provider name: key, base URL, auth, aliases, headers."""
 
@@ -139,8 +133,8 @@ Settings = OpenAISettings
 """The name the loader and older code use."""
 
 
-class Plugin:
-    """The ``openai`` provider and its OpenAI-compatible presets."""
+class Plugin(HTTPProvider):
+    """The ``openai`` provider and its OpenAI-compatible presets: one pooled client for all."""
 
     # Class-level: what an installed (not yet configured) plugin serves; an instance adds the
     # deployment's own upstreams. `hookgate providers` reads `presets` and `aliases`.
@@ -150,15 +144,11 @@ class Plugin:
     )
     presets: Mapping[str, str] = MappingProxyType({n: p.base_url for n, p in PRESETS.items()})
     Settings = OpenAISettings
+    settings: OpenAISettings
+    name = "openai"
 
     def __init__(self, settings: OpenAISettings | None = None) -> None:
-        self.settings = settings or OpenAISettings()
-        self.client = UpstreamClient(
-            "openai",
-            connect_timeout=self.settings.connect_timeout,
-            read_timeout=self.settings.read_timeout,
-            max_connections=self.settings.max_connections,
-        )
+        super().__init__(settings)
         static = dict(self.settings.headers)
         if self.settings.organization:
             static["openai-organization"] = self.settings.organization
@@ -206,15 +196,8 @@ class Plugin:
         return resolved
 
     @hookimpl
-    async def startup(self, gateway: Gateway) -> None:
-        await self.client.start()
-
-    @hookimpl
-    async def shutdown(self, gateway: Gateway) -> None:
-        await self.client.aclose()
-
-    @hookimpl
     def call_provider(self, ctx: RequestContext, target: Target) -> Any:
+        # Every preset and configured upstream (and their aliases), not just `providers`.
         name = self._served.get(target.provider)
         if name is None:
             return None
@@ -261,10 +244,7 @@ class Plugin:
                 provider=upstream.name,
                 status=404,
             )
-        body = ctx.request_for(target)
-        if body.get("stream"):
-            return await self.client.stream_events(base + path, headers=headers, body=body)
-        return await self.client.request_json("POST", base + path, headers=headers, body=body)
+        return await self.send(base + path, ctx.request_for(target), headers)
 
 
 async def _renamed(events: AsyncIterator[SSEEvent], provider: str) -> AsyncIterator[SSEEvent]:
