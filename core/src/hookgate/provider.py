@@ -94,7 +94,7 @@ class HTTPProvider:
 
     # ---- claiming and dispatch ----------------------------------------------------------
 
-    def serves(self, target: Target) -> bool:
+    def claims(self, target: Target) -> bool:
         """Whether ``call_provider`` claims ``target`` (by default: a name in ``providers``)."""
         return target.provider in self.providers
 
@@ -102,7 +102,7 @@ class HTTPProvider:
     def call_provider(
         self, ctx: RequestContext, target: Target
     ) -> Awaitable[Response | StreamResponse] | None:
-        if not self.serves(target):
+        if not self.claims(target):
             return None
         return self.call(ctx, target)
 
