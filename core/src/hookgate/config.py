@@ -47,7 +47,8 @@ StatusCode = Annotated[int, Field(ge=100, le=599)]
 
 class RetryConfig(_Block):
     """``retry``: how often to call a target again after a failure (Portkey semantics:
-    ``attempts`` retries after the first call). Unset fields take the retry plugin's defaults."""
+    ``attempts`` retries after the first call). Unset fields take the defaults of the enabled
+    retry policy (a plugin's settings)."""
 
     attempts: Annotated[int, Field(ge=0)] | None = None
     on_status_codes: list[StatusCode] | None = None

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from hookgate import CallOptions, Gateway, SettingsError
+from hookgate import CallOptions, ConfigError, Gateway, SettingsError
 
 from tests.plugins.semantic_cache.conftest import ChromaServer, settings
 from tests.support.fake_openai import FakeOpenAI
@@ -83,8 +83,9 @@ async def test_a_paraphrase_hits_and_an_unrelated_question_misses(gw: Gateway) -
 async def test_requests_that_do_not_ask_are_not_cached(gw: Gateway) -> None:
     for _ in range(2):
         assert (await ask(gw, "Hi there", config=None))[1] == "DISABLED"
-    simple = {"cache": {"mode": "simple"}}
-    assert (await ask(gw, "Hi there", config=simple))[1] == "DISABLED"  # the exact plugin's job
+    # "simple" is the exact cache's mode: without that plugin, a 400 that names it.
+    with pytest.raises(ConfigError, match="enable the 'cache' plugin"):
+        await ask(gw, "Hi there", config={"cache": {"mode": "simple"}})
 
 
 async def test_near_misses_never_hit(gw: Gateway) -> None:
