@@ -51,6 +51,12 @@ class StoreSettings(_Table):
     enabled: bool = True
     path: str = "hookgate-logs.db"
     """SQLite file; a relative path is relative to the plugins.toml that names it."""
+    url: str | None = Field(default=None, repr=False)
+    """``postgresql://user:pass@host/db``: keep the records in PostgreSQL instead, shared by
+    every instance (needs ``hookgate-logging[postgres]``); ``path`` is then unused."""
+    backlog: Annotated[int, Field(ge=1)] = 100_000
+    """PostgreSQL: records kept in memory while the database is slow or down; past this the
+    oldest are dropped (counted in ``hookgate_log_store_dropped_total``)."""
     retention_days: Annotated[float, Field(ge=0)] = 30.0
     """Delete records older than this (checked at the first write, then hourly); 0 keeps all."""
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 500
@@ -188,7 +194,9 @@ class Plugin:
 
         settings = self.settings
         store = None
-        if settings.store.enabled:
+        if settings.store.enabled and settings.store.url:
+            store = self._postgres_store()
+        elif settings.store.enabled:
             self.store_path = _resolve(settings.store.path, config.source)
             store = LogStore(self.store_path, settings.store.busy_timeout_s)
         spans = None
@@ -219,6 +227,27 @@ class Plugin:
         self.writer.start()
         # An app that never closes its Gateway still gets what was queued written at exit.
         atexit.register(self.writer.close, 5.0)
+
+    def _postgres_store(self) -> Any:
+        from .pgstore import PostgresLogStore, is_postgres_url, register_url_secrets
+
+        url = self.settings.store.url or ""
+        if not is_postgres_url(url):
+            from hookgate.errors import SettingsError
+
+            raise SettingsError(
+                "[plugins.logging] store.url must be a postgresql:// URL "
+                "(or leave it unset for the SQLite file at store.path)"
+            )
+        register_url_secrets(url)
+        metrics = self._ensure_metrics()
+        return PostgresLogStore(
+            url,
+            batch_size=max(self.settings.store.batch_size, 1000),
+            backlog=self.settings.store.backlog,
+            on_error=metrics.store_errors.inc if metrics is not None else None,
+            on_dropped=metrics.store_dropped.inc if metrics is not None else None,
+        )
 
     @hookimpl
     async def shutdown(self, gateway: Gateway) -> None:

@@ -39,14 +39,15 @@ def parse_time(value: str | None, now: float | None = None) -> float | None:
     return parsed.timestamp()
 
 
-def _store_path(config_path: str | None, db: str | None) -> Path:
+def _store_path(config_path: str | None, db: str | None) -> Path | str:
+    """The SQLite file, or the ``postgresql://`` URL, of the store plugins.toml names."""
     from hookgate.errors import HookgateError
     from hookgate.settings import load_settings
 
     from . import Settings, _resolve
 
     if db is not None:
-        return Path(db)
+        return db if db.startswith(("postgresql://", "postgres://")) else Path(db)
     try:
         settings = load_settings(config_path)
     except HookgateError as exc:
@@ -59,6 +60,8 @@ def _store_path(config_path: str | None, db: str | None) -> Path:
         raise click.ClickException(f"{settings.source}: [plugins.logging] {exc}") from exc
     if not plugin_settings.store.enabled:
         raise click.ClickException(f"{settings.source}: [plugins.logging.store] is disabled")
+    if plugin_settings.store.url:
+        return plugin_settings.store.url
     return _resolve(plugin_settings.store.path, settings.source)
 
 
@@ -66,6 +69,11 @@ def _open(config_path: str | None, db: str | None) -> Any:
     from .store import LogStore
 
     path = _store_path(config_path, db)
+    if isinstance(path, str):
+        from .pgstore import PostgresLogStore, register_url_secrets
+
+        register_url_secrets(path)
+        return PostgresLogStore(path)
     if not path.exists():
         raise click.ClickException(f"no log store at {path} (no request was logged yet?)")
     return LogStore(path)
@@ -78,9 +86,29 @@ _CONFIG = click.option(
     default=None,
     help="plugins.toml naming the store (default: $HOOKGATE_CONFIG, then ./plugins.toml).",
 )
-_DB = click.option("--db", default=None, help="Read this SQLite file instead.")
+_DB = click.option(
+    "--db", default=None, help="Read this SQLite file (or postgresql:// URL) instead."
+)
 _SINCE = click.option("--since", default=None, help="From: 30m, 2h, 7d ago, ISO time or epoch.")
 _UNTIL = click.option("--until", default=None, help="Until (same forms as --since).")
+
+
+def _reading(read: Any) -> Any:
+    """``read`` with a database that cannot be reached as a clear error, not a traceback."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return read(*args, **kwargs)
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg"):
+                from hookgate.log import redact
+
+                raise click.ClickException(
+                    f"cannot read the log store: {redact(str(exc)).strip()}"
+                ) from exc
+            raise
+
+    return run
 
 
 def _cell(value: Any, fmt: str = "{}") -> str:
@@ -113,7 +141,7 @@ def add_commands(cli: click.Group) -> None:
     ) -> None:
         """Show logged requests, newest first."""
         store = _open(config_path, db)
-        records = store.query(
+        records = _reading(store.query)(
             since=parse_time(since),
             until=parse_time(until),
             model=model,
@@ -175,15 +203,21 @@ def add_commands(cli: click.Group) -> None:
     ) -> None:
         """Latency percentiles and histogram, cache hit rate, errors, tokens and cost."""
         from .stats import compute_stats, render_stats
+        from .store import LogStore
 
         store = _open(config_path, db)
-        with store.reading() as conn:
-            result = compute_stats(
-                conn,
-                since=parse_time(since),
-                until=parse_time(until),
-                by_metadata=by_metadata,
-            )
+
+        def compute() -> dict[str, Any]:
+            with store.reading() as conn:
+                return compute_stats(
+                    conn,
+                    since=parse_time(since),
+                    until=parse_time(until),
+                    by_metadata=by_metadata,
+                    postgres=not isinstance(store, LogStore),
+                )
+
+        result = _reading(compute)()
         if as_json:
             click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         else:

@@ -131,6 +131,12 @@ class Metrics:
         self.store_errors = Counter(
             "hookgate_log_store_errors", "Failed writes to the log store.", registry=r
         )
+        self.store_dropped = Counter(
+            "hookgate_log_store_dropped",
+            "Records the log store never wrote: its backlog was full while the database was "
+            "slow or down, or it was still down at shutdown.",
+            registry=r,
+        )
 
     def _model(self, model: str | None) -> str:
         if model is None:

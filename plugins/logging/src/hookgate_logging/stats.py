@@ -27,24 +27,34 @@ def _percentile(ordered: list[float], p: float) -> float | None:
 
 
 def compute_stats(
-    conn: sqlite3.Connection,
+    conn: sqlite3.Connection | Any,
     *,
     since: float | None = None,
     until: float | None = None,
     by_metadata: str | None = None,
+    postgres: bool = False,
 ) -> dict[str, Any]:
-    where, params = _filters(since, until)
+    """The numbers, from a SQLite connection, or a psycopg one with ``postgres=True``."""
+    if postgres:
+        from .pgstore import TABLE, pg_filters
+
+        where, params = pg_filters(since, until)
+        table = TABLE
+    else:
+        where, params = _filters(since, until)
+        table = "requests"
 
     def rows(sql: str, extra: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return conn.execute(sql, [*(extra or []), *params]).fetchall()
 
-    count, errors = rows(f"SELECT COUNT(*), COALESCE(SUM(status >= 400), 0) FROM requests{where}")[
-        0
-    ]
+    count, errors = rows(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) "
+        f"AS BIGINT) FROM {table}{where}"
+    )[0]
     latencies = [
         r[0]
         for r in rows(
-            f"SELECT latency_ms FROM requests{where}"
+            f"SELECT latency_ms FROM {table}{where}"
             f"{' AND' if where else ' WHERE'} latency_ms IS NOT NULL ORDER BY latency_ms"
         )
     ]
@@ -55,20 +65,22 @@ def compute_stats(
         histogram.append({"from_ms": lower, "to_ms": None if edge == math.inf else edge, "n": n})
         lower = edge
     hits, lookups = rows(
-        "SELECT COALESCE(SUM(cache_status IN ('HIT', 'SEMANTIC HIT')), 0), "
-        f"COALESCE(SUM(cache_status != 'DISABLED'), 0) FROM requests{where}"
+        "SELECT CAST(COALESCE(SUM(CASE WHEN cache_status IN ('HIT', 'SEMANTIC HIT') THEN 1 "
+        "ELSE 0 END), 0) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN cache_status != 'DISABLED' "
+        f"THEN 1 ELSE 0 END), 0) AS BIGINT) FROM {table}{where}"
     )[0]
     error_types = [
         {"error_type": t, "error_code": c, "status": s, "n": n}
         for t, c, s, n in rows(
-            "SELECT error_type, error_code, status, COUNT(*) FROM requests"
+            f"SELECT error_type, error_code, status, COUNT(*) FROM {table}"
             f"{where}{' AND' if where else ' WHERE'} error_type IS NOT NULL "
             "GROUP BY error_type, error_code, status ORDER BY COUNT(*) DESC, error_type"
         )
     ]
     usage_columns = (
-        "COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
-        "COALESCE(SUM(total_tokens), 0), SUM(cost_usd), SUM(cost_saved_usd)"
+        "COUNT(*), CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), "
+        "CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT), "
+        "CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), SUM(cost_usd), SUM(cost_saved_usd)"
     )
 
     def usage(key: str, rows_: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -88,7 +100,7 @@ def compute_stats(
     by_model = usage(
         "model",
         rows(
-            f"SELECT COALESCE(model_answered, model) AS m, {usage_columns} FROM requests{where} "
+            f"SELECT COALESCE(model_answered, model) AS m, {usage_columns} FROM {table}{where} "
             "GROUP BY m ORDER BY COUNT(*) DESC, m"
         ),
     )
@@ -108,15 +120,18 @@ def compute_stats(
         "by_model": by_model,
     }
     if by_metadata is not None:
-        path = '$."' + by_metadata.replace('"', "") + '"'
+        if postgres:
+            pick, key = "metadata ->> %s", by_metadata
+        else:
+            pick, key = "json_extract(metadata, ?)", '$."' + by_metadata.replace('"', "") + '"'
         result["by_metadata"] = {
             "key": by_metadata,
             "groups": usage(
                 "value",
                 rows(
-                    f"SELECT json_extract(metadata, ?) AS v, {usage_columns} FROM requests"
+                    f"SELECT {pick} AS v, {usage_columns} FROM {table}"
                     f"{where} GROUP BY v ORDER BY COUNT(*) DESC, v",
-                    [path],
+                    [key],
                 ),
             ),
         }

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import IO, Any, TextIO, cast
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 import structlog
 
@@ -33,6 +33,9 @@ from .otel import SpanExporter
 from .prices import PriceTable
 from .record import Seen, build_record
 from .store import LogStore
+
+if TYPE_CHECKING:
+    from .pgstore import PostgresLogStore
 
 __all__ = ["LogLines", "Sink", "Writer", "open_log"]
 
@@ -100,7 +103,7 @@ class Writer:
         self,
         *,
         prices: PriceTable,
-        store: LogStore | None,
+        store: LogStore | PostgresLogStore | None,
         lines: LogLines | None = None,
         sinks: Sequence[Sink] = (),
         metrics: Metrics | None = None,
@@ -184,11 +187,17 @@ class Writer:
         on the loop first for what was submitted in this loop iteration)."""
         if not self._thread.is_alive():
             return False
+        deadline = time.monotonic() + timeout
         done = threading.Event()
         self._ready.append(done)
         self._hurry = True
         self._wake.set()
-        return done.wait(timeout)
+        if not done.wait(timeout):
+            return False
+        store_flush = getattr(self.store, "flush", None)  # a store with a thread of its own
+        if store_flush is not None:
+            return bool(store_flush(max(0.0, deadline - time.monotonic())))
+        return True
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is waiting, then stop the thread."""
@@ -317,6 +326,12 @@ class Writer:
 
     def _finish(self) -> None:
         self._reset_connection()
+        store_close = getattr(self.store, "close", None)
+        if store_close is not None:
+            try:
+                store_close(10.0)
+            except Exception as exc:
+                self._failed("store close", exc)
         if self.spans is not None:
             try:
                 self.spans.shutdown()
