@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import httpx
 from hookgate import Gateway
@@ -153,3 +154,69 @@ def test_multiprocess_metrics_add_up_every_worker(tmp_path):
     assert scrape.returncode == 0, scrape.stderr
     found = samples(scrape.stdout)
     assert value(found, "hookgate_requests_total", provider="mock", model="m", status="200") == 12
+
+
+def test_serve_with_two_workers_reports_the_whole_group_without_a_setting(write_toml):
+    """Without metrics_multiprocess_dir, /metrics on either worker counts every request."""
+    import concurrent.futures
+    import os
+    from pathlib import Path
+
+    from tests.support.servers import free_port
+
+    config = write_toml(
+        """
+        [gateway]
+        plugins = ["mock", "logging"]
+        default_provider = "mock"
+        [plugins.logging]
+        log_to = "none"
+        store = { enabled = false }
+        """
+    )
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("hookgate")),
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "hookgate serve did not come up"
+                time.sleep(0.05)
+
+        def post(_: int) -> int:  # a new connection each: the workers share the accepts
+            body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+            return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(post, range(40))) == [200] * 40
+        time.sleep(0.3)  # the records are counted just after each answer went out
+        seen = set()
+        for _ in range(8):
+            found = samples(httpx.get(f"{url}/metrics", timeout=10).text)
+            seen.add(
+                value(found, "hookgate_requests_total", provider="mock", model="m", status="200")
+            )
+        assert seen == {40}
+    finally:
+        process.terminate()
+        assert process.wait(20) == 0

@@ -16,7 +16,7 @@ import structlog
 
 from ..settings import Settings, find_settings_file, load_settings
 
-__all__ = ["serve"]
+__all__ = ["SERVER_DIR_ENV", "serve"]
 
 log = structlog.get_logger("hookgate.server")
 
@@ -72,6 +72,8 @@ def serve(
         )
     if found is not None:
         os.environ["HOOKGATE_CONFIG"] = str(Path(found).resolve())
+    if workers > 1:
+        _shared_dir()
     from ..gateway import Gateway
     from .app import create_app
 
@@ -93,6 +95,24 @@ def serve(
     if workers == 1:
         sys.exit(_run_worker(config, None))
     sys.exit(_supervise(config, config.bind_socket(), workers))
+
+
+SERVER_DIR_ENV = "HOOKGATE_SERVER_DIR"
+
+
+def _shared_dir() -> str:
+    """A private folder every process of this server shares (``$HOOKGATE_SERVER_DIR``), for
+    plugins that add up their workers' state in files (the logging plugin's metrics). Made
+    before the plugins are built, so they see it; removed when the server exits (the workers
+    leave with ``os._exit`` and never run this)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="hookgate-serve-")
+    os.environ[SERVER_DIR_ENV] = path
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def _on_stop(handler: Any) -> None:

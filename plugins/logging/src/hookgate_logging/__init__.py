@@ -91,8 +91,9 @@ class LoggingSettings(_Table):
     """Serve Prometheus metrics at ``metrics_path`` from ``hookgate serve``."""
     metrics_path: str = "/metrics"
     metrics_multiprocess_dir: str | None = None
-    """A directory shared by every worker of ``hookgate serve``: /metrics then adds up all
-    workers (prometheus-client multiprocess mode). Unset: each worker counts its own."""
+    """A directory where every worker writes its metrics, so /metrics adds up all of them
+    (prometheus-client multiprocess mode). Unset: ``hookgate serve`` with several workers uses
+    a folder of its own for this, so /metrics reports every worker anyway."""
     max_model_labels: Annotated[int, Field(ge=1)] = 100
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     """Add or replace model prices (USD per million tokens)."""

@@ -1,10 +1,10 @@
 """Prometheus metrics, counted by the background writer from each finished record.
 
-Per process by default: each plugin instance has its own registry, and ``/metrics`` shows what
-the worker that answered the scrape has counted. With ``hookgate serve --workers N`` that is a
-1/N sample; set ``metrics_multiprocess_dir`` (or ``PROMETHEUS_MULTIPROC_DIR``) and every worker
-writes its numbers to files in that directory, which ``/metrics`` adds up (prometheus-client's
-multiprocess mode).
+Under ``hookgate serve --workers N`` (N > 1) every worker writes its numbers to files in the
+server's shared folder (``$HOOKGATE_SERVER_DIR``, made by ``hookgate serve`` and removed when it
+stops), and ``/metrics`` on any worker adds up the whole process group (prometheus-client's
+multiprocess mode), with no setting. ``metrics_multiprocess_dir`` (or ``PROMETHEUS_MULTIPROC_DIR``)
+names another folder; an embedded gateway or a one-worker server counts in its own registry.
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ def enable_multiprocess(directory: str | None) -> str | None:
     """Switch prometheus-client to multiprocess mode (must happen before it is imported);
     returns the directory in use, or None for per-process metrics."""
     if directory is None:
-        return os.environ.get(_ENV) or None
+        if os.environ.get(_ENV):
+            return os.environ[_ENV]
+        server_dir = os.environ.get("HOOKGATE_SERVER_DIR")  # hookgate serve with N workers
+        if not server_dir or not os.path.isdir(server_dir):
+            return None
+        directory = os.path.join(server_dir, "metrics")
     os.makedirs(directory, exist_ok=True)
     current = os.environ.get(_ENV)
     if current and os.path.abspath(current) != os.path.abspath(directory):
