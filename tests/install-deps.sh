@@ -5,6 +5,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 # initdb/pg_ctl: the tests run their own PostgreSQL cluster (Debian keeps them off PATH)
 if ! command -v initdb >/dev/null && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     need+=(postgresql)

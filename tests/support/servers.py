@@ -41,11 +41,11 @@ __all__ = [
 class RedisServer:
     """A real redis-server on a free loopback port, keeping nothing on disk."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.port = free_port()
+        self.port = port or free_port()
         self._dir = tempfile.mkdtemp(prefix="hookgate-redis-")
         self.process = subprocess.Popen(
             [
@@ -240,4 +240,138 @@ class PostgresServer:
             return
         with contextlib.suppress(RuntimeError):
             self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_http(url: str, process: subprocess.Popen[Any] | None = None, timeout: float = 60) -> None:
+    """Until ``url`` answers 200 (or the process exits, or ``timeout`` passes)."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
+        time.sleep(0.1)
+
+
+class ChromaServer:
+    """A real Chroma server (``chroma run``) on a free loopback port, its data in a temp folder;
+    :meth:`stop` and :meth:`start` keep the data and the port."""
+
+    def __init__(self) -> None:
+        import sys
+        from pathlib import Path
+
+        cli = Path(sys.executable).parent / "chroma"
+        self._cli = str(cli) if cli.exists() else (shutil.which("chroma") or "chroma")
+        self._path = str(Path(sys.executable).parent)
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="hookgate-chroma-")
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self._cli, "run", "--path", self.dir, "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={"ANONYMIZED_TELEMETRY": "False", "PATH": self._path},
+        )
+        wait_http(f"{self.url}/api/v2/heartbeat", self.process)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NginxServer:
+    """Debian's nginx on a free loopback port, serving an http-level config file (such as
+    ``deploy/nginx/hookgate.conf``) with its ``listen`` and upstream ``server`` addresses
+    replaced."""
+
+    def __init__(self, conf: str, replace: dict[str, str]) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.path.exists(binary):
+            raise RuntimeError("nginx is not installed (bash tests/install-deps.sh installs it)")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="hookgate-nginx-")
+        with open(conf) as f:
+            site = f.read()
+        for old, new in replace.items():
+            if old not in site:
+                raise ValueError(f"{old!r} is not in {conf}")
+            site = site.replace(old, new)
+        site = site.replace("listen 8080;", f"listen 127.0.0.1:{self.port};")
+        main = f"""
+daemon off;
+worker_processes 1;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.dir}/body;
+    proxy_temp_path {self.dir}/proxy;
+    fastcgi_temp_path {self.dir}/fastcgi;
+    uwsgi_temp_path {self.dir}/uwsgi;
+    scgi_temp_path {self.dir}/scgi;
+{site}
+}}
+"""
+        with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
+            f.write(main)
+        self.process = subprocess.Popen(
+            [binary, "-c", os.path.join(self.dir, "nginx.conf"), "-p", self.dir],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                return
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                self.close()
+                raise RuntimeError(f"nginx did not start: {err}")
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -313,3 +313,29 @@ async def test_an_unknown_url_scheme_is_a_start_up_error():
     with pytest.raises(SettingsError, match="postgresql://"):
         async with gw:
             pass
+
+
+async def test_logs_copy_moves_a_sqlite_store_into_postgres_once(logged, postgres_url):
+    log = logged()
+    async with log.gateway as gw:
+        for i in range(12):
+            await gw.chat.completions.create(
+                model="m", messages=HELLO, options=CallOptions(trace_id=f"old-{i}")
+            )
+        await log.flush()
+
+    def copy() -> str:
+        done = subprocess.run(
+            [HOOKGATE, "logs-copy", "--from", str(log.db), "--to", postgres_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "copied 12 of 12" in copy()
+    assert "copied 0 of 12" in copy()  # again: nothing twice
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT record FROM hookgate_requests ORDER BY ts").fetchall()
+    assert [json.loads(r[0]) for r in rows] == log.records()

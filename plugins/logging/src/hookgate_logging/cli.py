@@ -184,6 +184,38 @@ def add_commands(cli: click.Group) -> None:
         for row in [header, *rows]:
             click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
+    @cli.command("logs-copy")
+    @click.option("--from", "source", required=True, help="The SQLite log store file.")
+    @click.option("--to", "target", required=True, help="The PostgreSQL store's URL.")
+    def logs_copy(source: str, target: str) -> None:
+        """Copy a SQLite log store's records into PostgreSQL (again: only what is missing)."""
+        from .pgstore import PostgresLogStore, is_postgres_url, register_url_secrets
+        from .store import LogStore
+
+        if not is_postgres_url(target):
+            raise click.BadParameter("must be a postgresql:// URL", param_hint="--to")
+        register_url_secrets(target)
+        if not Path(source).exists():
+            raise click.ClickException(f"no log store at {source}")
+        sqlite_store = LogStore(source)
+        pg = PostgresLogStore(target)
+        copied = seen = 0
+
+        def run() -> None:
+            nonlocal copied, seen
+            with sqlite_store.reading() as conn:
+                rows = conn.execute("SELECT record FROM requests ORDER BY id")
+                while batch := rows.fetchmany(5000):
+                    items = [(orjson.loads(text), text) for (text,) in batch]
+                    seen += len(items)
+                    copied += pg.write_now(items)
+
+        try:
+            _reading(run)()
+        finally:
+            pg.close(0)
+        click.echo(f"copied {copied} of {seen} records ({seen - copied} were already there)")
+
     @cli.command()
     @_CONFIG
     @_DB

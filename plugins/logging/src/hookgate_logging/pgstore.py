@@ -349,6 +349,22 @@ class PostgresLogStore:
             for record, text in batch:
                 copy.write_row(_row(record, text))
 
+    def write_now(self, records: Sequence[tuple[dict[str, Any], str]]) -> int:
+        """Insert ``records`` now, on this thread, skipping any whose trace id and time are
+        already there (``hookgate logs-copy``); returns how many were inserted."""
+        conn = self._connection()
+        traces = [record.get("trace_id") for record, _ in records]
+        present = {
+            (trace, ts)
+            for trace, ts in conn.execute(
+                f"SELECT trace_id, ts FROM {TABLE} WHERE trace_id = ANY(%s)", (traces,)
+            )
+        }
+        fresh = [(r, t) for r, t in records if (r.get("trace_id"), r.get("ts")) not in present]
+        if fresh:
+            self._copy(fresh)
+        return len(fresh)
+
     def _retention(self, days: float) -> None:
         if days <= 0:
             return

@@ -1,0 +1,375 @@
+"""deploy/shared/plugins.toml as it is deployed: two ``hookgate serve`` instances with two
+workers each behind nginx (round-robin, the repo's deploy/nginx/hookgate.conf), sharing a real
+redis-server, a real PostgreSQL and a real ``chroma run``, behave as one gateway."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.support.servers import (
+    ChromaServer,
+    NginxServer,
+    PostgresServer,
+    RedisServer,
+    free_port,
+    wait_http,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT / "deploy" / "shared" / "plugins.toml"
+NGINX = ROOT / "deploy" / "nginx" / "hookgate.conf"
+HOOKGATE = str(Path(sys.executable).with_name("hookgate"))
+# Four gateway processes, each loading the embedding model, plus Chroma, on a shared 2-core
+# machine: start-up alone can take a minute or two there (a few seconds on an idle one).
+pytestmark = pytest.mark.timeout(600)
+
+
+def ask(
+    url: str, content: str, config: dict[str, Any] | None = None, trace: str | None = None
+) -> httpx.Response:
+    headers = {"x-portkey-config": json.dumps(config)} if config else {}
+    if trace:
+        headers["x-portkey-trace-id"] = trace
+    return httpx.post(
+        f"{url}/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": content}]},
+        headers=headers,
+        timeout=30,
+    )
+
+
+@dataclass
+class Instance:
+    env: dict[str, str]
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                HOOKGATE,
+                "serve",
+                "--config",
+                str(SHARED),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "2",
+            ],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,  # the request log lines
+            stderr=open(self.workdir / f"serve-{self.port}.log", "ab"),  # noqa: SIM115
+        )
+
+    def wait_ready(self) -> None:
+        wait_http(f"{self.url}/ready", self.process, timeout=120)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@dataclass
+class Cluster:
+    redis: RedisServer
+    postgres: PostgresServer
+    database: str
+    chroma: ChromaServer
+    instances: list[Instance]
+    nginx: NginxServer
+    env: dict[str, str]
+
+    def records(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with psycopg.connect(self.database) as conn:
+            return [
+                json.loads(row[0])
+                for row in conn.execute(f"SELECT record FROM hookgate_requests {where}", params)
+            ]
+
+    def wait_records(
+        self, where: str, params: tuple[Any, ...], n: int, timeout: float = 10
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.records(where, params)
+            if len(found) >= n or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [HOOKGATE, *args, "--config", str(SHARED)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    redis_server: RedisServer,
+    postgres_server: PostgresServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    redis = RedisServer()  # its own: the test stops it
+    chroma = ChromaServer()
+    database = postgres_server.database()
+    workdir = tmp_path_factory.mktemp("shared")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HOOKGATE_", "PROMETHEUS_"))},
+        "REDIS_URL": redis.url,
+        "DATABASE_URL": database,
+        "HOOKGATE_CHROMA_URL": chroma.url,
+        "ANONYMIZED_TELEMETRY": "False",
+    }
+    instances = [Instance(env, workdir), Instance(env, workdir)]
+    nginx = None
+    try:
+        for instance in instances:
+            instance.start()
+        for instance in instances:
+            instance.wait_ready()
+        nginx = NginxServer(
+            str(NGINX),
+            {
+                "gateway-1:8787": f"127.0.0.1:{instances[0].port}",
+                "gateway-2:8787": f"127.0.0.1:{instances[1].port}",
+            },
+        )
+        yield Cluster(redis, postgres_server, database, chroma, instances, nginx, env)
+    finally:
+        if nginx is not None:
+            nginx.close()
+        for instance in instances:
+            instance.stop()
+        chroma.close()
+        redis.stop()
+
+
+def test_an_exact_cache_entry_made_through_one_instance_is_a_hit_through_the_other(cluster):
+    a, b = cluster.instances
+    question = f"exact {uuid.uuid4()}"
+    cache = {"cache": {"mode": "simple"}}
+    first = ask(a.url, question, cache)
+    assert (first.status_code, first.headers["x-portkey-cache-status"]) == (200, "MISS")
+    time.sleep(0.1)  # "within 100 ms of the answer that created it"
+    second = ask(b.url, question, cache)
+    assert (second.status_code, second.headers["x-portkey-cache-status"]) == (200, "HIT")
+    assert second.json()["choices"] == first.json()["choices"]
+
+
+def test_a_semantic_entry_made_through_one_instance_answers_a_paraphrase_on_the_other(cluster):
+    a, b = cluster.instances
+    tag = uuid.uuid4().hex[:8]  # a partition of its own, so reruns start empty
+    config = {"cache": {"mode": "semantic"}}
+    headers_ns = {"x-portkey-cache-namespace": tag}
+
+    def semantic(url: str, content: str) -> httpx.Response:
+        return httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": content}]},
+            headers={"x-portkey-config": json.dumps(config), **headers_ns},
+            timeout=30,
+        )
+
+    first = semantic(a.url, "How do I reset my password?")
+    assert first.headers["x-portkey-cache-status"] == "SEMANTIC MISS"
+    time.sleep(0.1)
+    second = semantic(b.url, "How can I reset my password?")
+    assert second.headers["x-portkey-cache-status"] == "SEMANTIC HIT"
+    assert second.json()["choices"][0]["message"]["content"].endswith("How do I reset my password?")
+
+
+def test_a_circuit_opened_through_one_instance_is_skipped_by_the_other(cluster):
+    a, b = cluster.instances
+    primary = f"primary-{uuid.uuid4().hex[:8]}"  # a target no other test trips
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            {
+                "provider": "mock",
+                "override_params": {"model": primary},
+                "mock": {"fail_status": 503},
+            },
+            {"provider": "mock", "override_params": {"model": "backup"}},
+        ],
+    }
+    for i in range(5):  # failure_threshold = 5 in the shared file
+        answer = ask(a.url, "hi", config, trace=f"{primary}-a{i}")
+        assert answer.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    answer = ask(b.url, "hi", config, trace=f"{primary}-b")
+    assert answer.status_code == 200
+    assert answer.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    [record] = cluster.wait_records("WHERE trace_id = %s", (f"{primary}-b",), 1)
+    # instance b never called the failing target: its only attempt is the backup
+    assert [attempt["target"] for attempt in record["attempts"]] == ["config.targets[1]"]
+
+
+def test_hookgate_stats_counts_every_request_of_both_instances(cluster):
+    tag = uuid.uuid4().hex[:8]
+    # through nginx, new connections each: round-robin spreads them over both instances
+    for i in range(20):
+        headers = {
+            "x-portkey-metadata": json.dumps({"run": tag}),
+            "x-portkey-trace-id": f"{tag}-{i}",
+        }
+        answer = httpx.post(
+            f"{cluster.nginx.url}/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "count me"}]},
+            headers=headers,
+            timeout=30,
+        )
+        assert answer.status_code == 200
+    records = cluster.wait_records("WHERE metadata ->> 'run' = %s", (tag,), 20)
+    assert len(records) == 20
+    stats = json.loads(cluster.cli("stats", "--json", "--by", "run"))
+    groups = {g["value"]: g["requests"] for g in stats["by_metadata"]["groups"]}
+    assert groups[tag] == 20
+    logged = [
+        json.loads(line) for line in cluster.cli("logs", "--json", "--limit", "1000").splitlines()
+    ]
+    assert {f"{tag}-{i}" for i in range(20)} <= {r["trace_id"] for r in logged}
+
+
+def _load(url: str, stop: threading.Event, results: list[int], content: str = "load") -> None:
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            try:
+                answer = client.post(
+                    f"{url}/v1/chat/completions",
+                    json={"model": "m", "messages": [{"role": "user", "content": content}]},
+                    headers={
+                        "x-portkey-config": json.dumps(
+                            {"provider": "mock", "mock": {"latency_ms": 20}}
+                        )
+                    },
+                )
+                results.append(answer.status_code)
+            except httpx.TransportError:
+                results.append(0)
+
+
+def test_killing_one_instance_under_load_fails_only_its_requests_in_flight(cluster):
+    a, _ = cluster.instances
+    stop = threading.Event()
+    results: list[int] = []
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            pool.submit(_load, cluster.nginx.url, stop, results)
+        time.sleep(1.5)
+        before = len(results)
+        in_flight_at_most = 4  # one request per client thread
+        a.stop(signal.SIGKILL)
+        killed_at = len(results)
+        time.sleep(2.5)
+        stop.set()
+    try:
+        assert before > 0 and all(code == 200 for code in results[:before])
+        failed = [code for code in results if code != 200]
+        assert len(failed) <= in_flight_at_most, failed
+        assert len(results) - killed_at > 10  # the rest flowed through the other instance
+    finally:
+        a.start()
+        a.wait_ready()
+
+
+def test_stopping_postgres_then_redis_then_chroma_under_load_fails_no_answer(cluster):
+    stop = threading.Event()
+    results: list[int] = []
+    tag = uuid.uuid4().hex[:8]
+
+    def semantic_load() -> None:
+        with httpx.Client(timeout=30) as client:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                answer = client.post(
+                    f"{cluster.nginx.url}/v1/chat/completions",
+                    json={
+                        "model": "m",
+                        "messages": [{"role": "user", "content": f"{tag} question {i % 5}"}],
+                    },
+                    headers={
+                        "x-portkey-config": json.dumps({"cache": {"mode": "semantic"}}),
+                        "x-portkey-trace-id": f"{tag}-s{i}",
+                    },
+                )
+                results.append(answer.status_code)
+
+    def exact_load() -> None:
+        with httpx.Client(timeout=30) as client:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                answer = client.post(
+                    f"{cluster.nginx.url}/v1/chat/completions",
+                    json={
+                        "model": "m",
+                        "messages": [{"role": "user", "content": f"{tag} exact {i % 7}"}],
+                    },
+                    headers={
+                        "x-portkey-config": json.dumps({"cache": {"mode": "simple"}}),
+                        "x-portkey-trace-id": f"{tag}-e{i}",
+                    },
+                )
+                results.append(answer.status_code)
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(semantic_load), pool.submit(exact_load), pool.submit(exact_load)]
+        try:
+            time.sleep(1)
+            cluster.postgres.stop()
+            time.sleep(2)
+            cluster.postgres.start()
+            during_pg = len(results)
+            cluster.redis.stop()
+            time.sleep(2)
+            cluster.redis = RedisServer(cluster.redis.port)
+            cluster.chroma.stop()
+            time.sleep(2)
+            cluster.chroma.start()
+            time.sleep(1)
+        finally:
+            stop.set()
+            for future in futures:
+                future.result(60)
+    assert during_pg > 0
+    assert results and all(code == 200 for code in results), [c for c in results if c != 200][:5]
+    # every answer, including those given while PostgreSQL was down, reaches the database
+    records = cluster.wait_records(
+        "WHERE trace_id LIKE %s", (f"{tag}-%",), len(results), timeout=30
+    )
+    assert len(records) == len(results)
