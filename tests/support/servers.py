@@ -289,7 +289,7 @@ class ChromaServer:
             stderr=subprocess.DEVNULL,
             env={"ANONYMIZED_TELEMETRY": "False", "PATH": self._path},
         )
-        wait_http(f"{self.url}/api/v2/heartbeat", self.process)
+        wait_http(f"{self.url}/api/v2/heartbeat", self.process, timeout=120)
 
     def stop(self) -> None:
         process, self.process = self.process, None
