@@ -73,6 +73,7 @@ async def test_records_reach_the_database_without_a_flush(postgres_url):
         assert "hookgate_requests" in plan
 
 
+@pytest.mark.timeout(300)  # four processes start and import the gateway
 def test_logs_and_stats_read_every_instance(postgres_url, tmp_path, write_toml):
     """Two gateways (two processes, as two instances are) write one database; the CLI, from a
     third, reads both."""
@@ -94,7 +95,7 @@ def test_logs_and_stats_read_every_instance(postgres_url, tmp_path, write_toml):
         subprocess.Popen([sys.executable, "-c", script, postgres_url, name])
         for name in ("one", "two")
     ]
-    assert [run.wait(60) for run in runs] == [0, 0]
+    assert [run.wait(240) for run in runs] == [0, 0]
     config = write_toml(
         f"""
         [gateway]
