@@ -253,3 +253,35 @@ def test_the_kubernetes_files_name_what_exists():
 @pytest.mark.parametrize("doc", ["Deployment/hookgate", "Service/hookgate"])
 def test_kubernetes_objects_carry_the_app_label(doc):
     assert k8s()[doc]["metadata"]["labels"] == {"app.kubernetes.io/name": "hookgate"}
+
+
+def test_hookgate_check_validates_the_shared_file_with_only_the_three_variables():
+    import os
+    import subprocess
+    import sys
+
+    hookgate = str(Path(sys.executable).with_name("hookgate"))
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HOOKGATE_")}
+    base = {k: v for k, v in base.items() if k not in SHARED_BACKENDS}
+    backends = {
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "DATABASE_URL": "postgresql://hookgate@127.0.0.1:1/hookgate",
+        "HOOKGATE_CHROMA_URL": "http://127.0.0.1:1",
+    }
+
+    def check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [hookgate, "check", "--config", str(SHARED)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    ok = check({**base, **backends})
+    assert ok.returncode == 0, ok.stderr
+    assert "limits, cache, semantic-cache, logging" in ok.stdout
+    for name in backends:
+        missing = check({**base, **{k: v for k, v in backends.items() if k != name}})
+        assert missing.returncode != 0
+        assert name in missing.stderr and "Traceback" not in missing.stderr
