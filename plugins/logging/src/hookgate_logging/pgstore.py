@@ -161,6 +161,9 @@ def ensure_partitions(conn: Any, days: set[int]) -> None:
 class PostgresLogStore:
     """Request records in PostgreSQL, written by a thread of its own from a bounded backlog."""
 
+    has_own_thread = True
+    """The writer waits for :meth:`flush` and calls :meth:`close` at the end."""
+
     def __init__(
         self,
         url: str,

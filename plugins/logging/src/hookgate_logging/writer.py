@@ -194,9 +194,9 @@ class Writer:
         self._wake.set()
         if not done.wait(timeout):
             return False
-        store_flush = getattr(self.store, "flush", None)  # a store with a thread of its own
-        if store_flush is not None:
-            return bool(store_flush(max(0.0, deadline - time.monotonic())))
+        store = self.store
+        if store is not None and getattr(store, "has_own_thread", False):
+            return bool(store.flush(max(0.0, deadline - time.monotonic())))  # type: ignore[union-attr]
         return True
 
     def close(self, timeout: float = 10.0) -> None:
@@ -326,10 +326,10 @@ class Writer:
 
     def _finish(self) -> None:
         self._reset_connection()
-        store_close = getattr(self.store, "close", None)
-        if store_close is not None:
+        store = self.store
+        if store is not None and getattr(store, "has_own_thread", False):
             try:
-                store_close(10.0)
+                store.close(10.0)  # type: ignore[union-attr]
             except Exception as exc:
                 self._failed("store close", exc)
         if self.spans is not None:
