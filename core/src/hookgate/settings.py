@@ -68,6 +68,19 @@ class ServerSettings(_Table):
     max_body_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
     graceful_shutdown_s: Annotated[float, Field(ge=0)] = 30.0
     cors_origins: list[str] = Field(default_factory=list)
+    open_paths: list[str] = Field(default_factory=list)
+    """GET paths answered without a gateway key (e.g. ``["/metrics"]`` for a scraper that
+    cannot send one). ``/health`` and the short form of ``/ready`` are always open."""
+    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    """A connection must deliver a request's complete headers this soon after it opened (or
+    after its previous answer); else it gets a 408 and is closed."""
+    body_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    """A request's body must be complete this soon after its headers."""
+    keep_alive_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    """An idle keep-alive connection is closed after this long."""
+    max_connections: Annotated[int, Field(ge=1)] = 1000
+    """Open connections per worker. At the limit, the connection idle (or still sending its
+    headers) the longest is closed to make room; with none such, the new one gets a 503."""
 
 
 class VirtualKey(BaseModel):

@@ -29,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..context import Endpoint, RequestContext
 from ..errors import (
+    AuthenticationError,
     BadRequestError,
     GatewayError,
     NotFoundError,
@@ -36,7 +37,8 @@ from ..errors import (
 )
 from ..gateway import Gateway
 from ..responses import Response, StreamResponse
-from .headers import authenticate, request_options, response_headers
+from .gate import GATEWAY_KEY, Gate, admitted, normalise_path, principal_of, scope_headers
+from .headers import request_options, response_headers
 
 __all__ = ["HookgateApp", "app_from_env", "create_app", "error_response", "read_json"]
 
@@ -98,15 +100,22 @@ class API:
         endpoint: Endpoint,
         body: Any,
         read_body: Callable[[], Awaitable[Any]] | None,
+        scope: Mapping[str, Any],
     ) -> tuple[Response | StreamResponse | GatewayError, dict[str, str]]:
         """Run one request through the pipeline: the answer (or the error to show) and the
-        ``x-portkey-*`` headers. ``read_body`` is awaited for the JSON body after the key check."""
+        ``x-portkey-*`` headers. ``read_body`` is awaited for the JSON body. The gate has
+        checked the caller already and left what it found on ``scope``."""
         ctx: RequestContext | None = None
         try:
-            principal, gateway_key = authenticate(headers, self.server, self.gateway.hooks)
+            if not admitted(scope):  # an open route that runs the pipeline: never
+                raise AuthenticationError(
+                    "a valid gateway key is required in the x-portkey-api-key header"
+                )
             if read_body is not None:
                 body = await read_body()
-            config, options = request_options(headers, self.server, gateway_key, principal)
+            config, options = request_options(
+                headers, self.server, scope.get(GATEWAY_KEY), principal_of(scope)
+            )
             ctx = self.gateway.context(endpoint, body, config=config, options=options)
             response = await self.gateway.handle(ctx)
         except GatewayError as exc:
@@ -123,7 +132,9 @@ class API:
         """Run one request of ``endpoint`` through the pipeline and answer it over HTTP."""
         limit = self.server.max_body_bytes
         reader = (lambda: read_json(request, limit)) if body is None else None
-        response, headers = await self.answer(request.headers, endpoint, body, reader)
+        response, headers = await self.answer(
+            request.headers, endpoint, body, reader, request.scope
+        )
         if isinstance(response, GatewayError):
             if render_error is not None:
                 return render_error(response, headers)
@@ -154,18 +165,18 @@ class API:
 
     async def ready(self, request: Request) -> StarletteResponse:
         """200 when every plugin is loaded and started and no plugin reports a problem with
-        its backends (``ready`` hook); 503 with the problems otherwise."""
+        its backends (``ready`` hook); 503 with the problems otherwise. Only a caller with a
+        gateway key (or any caller of a deployment without keys) sees the details."""
         problems: list[str] = []
         if not self.gateway.started:
             problems.append("the gateway has not started")
         else:
             problems.extend(await self.gateway.readiness())
-        body = {
-            "status": "not ready" if problems else "ready",
-            "problems": problems,
-            "plugins": [p.name for p in self.gateway.plugins],
-            "providers": sorted(self.gateway.providers),
-        }
+        body: dict[str, Any] = {"status": "not ready" if problems else "ready"}
+        if admitted(request.scope):
+            body["problems"] = problems
+            body["plugins"] = [p.name for p in self.gateway.plugins]
+            body["providers"] = sorted(self.gateway.providers)
         return StarletteResponse(
             orjson.dumps(body), status_code=503 if problems else 200, media_type=JSON
         )
@@ -261,21 +272,33 @@ class HookgateApp(Starlette):
 
     def __init__(self, api: API, routes: list[BaseRoute], **kwargs: Any) -> None:
         super().__init__(routes=routes, **kwargs)
+        # A trailing slash is normalised away by the gate: never answer it with a redirect
+        # (Starlette would build its Location from the Host header).
+        self.router.redirect_slashes = False
         self.api = api
+        self.gate = Gate(api.server, api.gateway.hooks, routes)
         taken = {getattr(route, "path", None) for route in routes[: -len(_CORE_PATHS)]}
         self._fast_post = {p: e for p, e in _FAST_POST.items() if p not in taken}
         self._fast_health = "/health" not in taken
         self._limit = api.server.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        kind = scope["type"]
+        if kind == "http" or kind == "websocket":
             path = scope["path"]
-            method = scope["method"]
-            if method == "POST":
+            normal = normalise_path(path)
+            if normal != path:
+                scope["path"] = normal
+                path = normal
+            if kind == "http" and scope["method"] == "POST":
                 endpoint = self._fast_post.get(path)
                 if endpoint is not None:
                     return await self._post(endpoint, scope, receive, send)
-            elif method == "GET" and path == "/health" and self._fast_health:
+            try:
+                self.gate.admit(scope)
+            except AuthenticationError as exc:
+                return await _refuse(exc, scope, receive, send)
+            if path == "/health" and self._fast_health and scope.get("method") == "GET":
                 await send(
                     {"type": "http.response.start", "status": 200, "headers": _HEALTH_HEADERS}
                 )
@@ -283,11 +306,11 @@ class HookgateApp(Starlette):
         await super().__call__(scope, receive, send)
 
     async def _post(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            key = name.decode("latin-1").lower()
-            if key not in headers:  # the first of repeated headers, as Starlette's get()
-                headers[key] = value.decode("latin-1")
+        headers = scope_headers(scope)
+        try:
+            self.gate.admit(scope, headers)
+        except AuthenticationError as exc:
+            return await _refuse(exc, scope, receive, send)
         limit = self._limit
 
         async def read_body() -> Any:
@@ -306,7 +329,7 @@ class HookgateApp(Starlette):
                     return parse_json(body)
 
         try:
-            response, extra = await self.api.answer(headers, endpoint, None, read_body)
+            response, extra = await self.api.answer(headers, endpoint, None, read_body, scope)
             if isinstance(response, StreamResponse):
                 return await _relay_stream(response, extra, receive, send)
             if isinstance(response, GatewayError):
@@ -324,6 +347,17 @@ class HookgateApp(Starlette):
         raw.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse(error: GatewayError, scope: Scope, receive: Receive, send: Send) -> None:
+    """The gate's 401: JSON for HTTP, a policy-violation close for a websocket."""
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        return await send({"type": "websocket.close", "code": 1008})
+    body = error.to_json()
+    headers = [_JSON_HEADER, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 _SSE_HEADERS = [

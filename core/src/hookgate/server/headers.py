@@ -59,7 +59,8 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
 def _is_gateway_key(candidate: str | None, settings: ServerSettings) -> bool:
     if not candidate:
         return False
-    return any(hmac.compare_digest(candidate, key) for key in settings.api_keys)
+    encoded = candidate.encode("utf-8", "surrogateescape")  # compare_digest refuses non-ASCII str
+    return any(hmac.compare_digest(encoded, key.encode()) for key in settings.api_keys)
 
 
 def authenticate(
