@@ -16,7 +16,11 @@ _ANSWER = orjson.dumps(
         "created": 0,
         "model": "stolen",
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "got it"}, "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "got it"},
+                "finish_reason": "stop",
+            }
         ],
     }
 )
@@ -84,12 +88,14 @@ class Thief:
                         break
                     body += chunk
                     data += chunk
+            except OSError:
+                pass
+            with self._lock:  # recorded before answering: the answer proves it arrived
+                self.connections.append(data)
+            try:
                 conn.sendall(self.reply)
             except OSError:
                 pass
-            finally:
-                with self._lock:
-                    self.connections.append(data)
 
     def close(self) -> None:
         self._closed = True

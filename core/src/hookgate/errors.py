@@ -19,6 +19,7 @@ The tree::
             ├── UpstreamConnectionError  502  connection refused, reset or dropped
             ├── UpstreamTimeoutError     504  the upstream did not answer in time
             └── UpstreamProtocolError    502  the upstream's answer could not be understood
+                └── UpstreamRedirectError 502  the upstream redirected (never followed)
 
 A ``ProviderError`` with a ``status`` keeps the upstream's status and body on the wire.
 Messages never contain secrets: API keys travel in ``Target`` objects, never in errors.
@@ -48,6 +49,7 @@ __all__ = [
     "UnavailableError",
     "UpstreamConnectionError",
     "UpstreamProtocolError",
+    "UpstreamRedirectError",
     "UpstreamTimeoutError",
 ]
 
@@ -255,3 +257,10 @@ class UpstreamTimeoutError(ProviderError):
 class UpstreamProtocolError(ProviderError):
     status = 502
     code = "upstream_invalid_response"
+
+
+class UpstreamRedirectError(UpstreamProtocolError):
+    """The upstream answered 3xx. Redirects are never followed (they would take the request
+    and its key to a host nobody allowed)."""
+
+    code = "upstream_redirect"

@@ -37,7 +37,7 @@ from .models import (
 from .pipeline import Pipeline
 from .plugins import Hooks, check_hook_impls, describe_plugin, load_plugins, suggest_plugin
 from .responses import Response, SSEEvent, StreamResponse
-from .routing import Plan, RequestTarget, build_plan
+from .routing import HostPolicy, Plan, RequestTarget, build_plan
 from .settings import Settings, load_settings
 
 __all__ = ["CallOptions", "ChunkStream", "Gateway", "SyncGateway"]
@@ -133,6 +133,7 @@ class Gateway:
         self.cache_modes = frozenset(m for loaded in self.plugins for m in loaded.cache_modes)
         self.hooks.refresh(self.plugins)
         self.aliases = {a: c for loaded in self.plugins for a, c in loaded.aliases.items()}
+        self.hosts = HostPolicy.from_settings(self.settings, self.hooks.backend_ports(self))
 
     def invalidate_plans(self) -> None:
         """Forget every routing plan built so far. A plugin whose ``resolve_virtual_key``
@@ -152,6 +153,8 @@ class Gateway:
             if not self._started:
                 await self.hooks.startup(self)
                 self._started = True
+                # Backends started by plugins (a supervised store) have their ports now.
+                self._refresh_capabilities()
 
     @property
     def started(self) -> bool:
@@ -296,6 +299,7 @@ class Gateway:
             virtual_keys=lambda slug: hooks.resolve_virtual_key(slug, principal),
             cache_modes=self.cache_modes,
             suggest=self._suggest,
+            hosts=self.hosts,
         )
         return resolved, plan
 

@@ -6,9 +6,10 @@ A request flows through five hooks::
     (every plugin)  (first hit)     (the target's   (first       (every plugin,
                                      provider)       decision)    after the answer)
 
-and four more tie plugins to the process: ``startup`` and ``shutdown`` open and close their
-connection pools, ``register_routes`` and ``register_commands`` add HTTP routes and CLI
-subcommands. Three let a plugin hold what plugins.toml declares statically (the control
+and more tie plugins to the process: ``startup`` and ``shutdown`` open and close their
+connection pools, ``ready`` reports backends' health, ``backend_addresses`` names them (so
+no request may reach them), ``register_routes`` and ``register_commands`` add HTTP routes
+and CLI subcommands. Three let a plugin hold what plugins.toml declares statically (the control
 plane's store): ``authenticate`` turns a gateway key into a :class:`~hookgate.auth.Principal`,
 ``resolve_config`` a config id into a stored config, ``resolve_virtual_key`` a virtual key's
 slug into its provider and key. They run on the request path, so an implementation answers
@@ -161,6 +162,18 @@ def ready(gateway: Gateway) -> Awaitable[Sequence[str] | None] | Sequence[str] |
     (a load balancer's readiness probe), after ``startup``, never on the request path: a
     cheap check such as a ping with a short timeout (≤ 1 s), no secrets in the text. A
     plugin that raises is reported as not ready with the exception's type and message.
+    """
+
+
+@hookspec
+def backend_addresses(gateway: Gateway) -> Sequence[str] | None:
+    """Name the backends this plugin connects to, so no request can reach them.
+
+    Return URLs (``redis://127.0.0.1:6380/0``, ``postgresql://db:5432/hookgate``,
+    ``http://127.0.0.1:8000``) or ``host:port`` strings; their ports are refused as a custom
+    host's port. Called when the gateway is built and again after ``startup`` (so a backend
+    a plugin started, such as a supervised Chroma server, is included). Never put a
+    password into the answer: only the port is kept.
     """
 
 

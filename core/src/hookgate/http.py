@@ -10,7 +10,9 @@ whichever provider failed:
   ``retry-after``;
 - no answer (refused, reset, dropped): :class:`UpstreamConnectionError`;
 - no answer in time: :class:`UpstreamTimeoutError`;
-- a 2xx whose body is not JSON, or a broken event stream: :class:`UpstreamProtocolError`.
+- a 2xx whose body is not JSON, or a broken event stream: :class:`UpstreamProtocolError`;
+- a redirect (3xx): :class:`UpstreamRedirectError`, a 502. Redirects are never followed: a
+  redirect would carry the request, its key included, to a host nobody allowed.
 
 aiohttp, not httpx's default transport: on a 2-core machine a bare proxy built on aiohttp
 served ~7,000 req/s at concurrency 64 where httpx's default transport served ~560.
@@ -30,6 +32,7 @@ from .errors import (
     ProviderError,
     UpstreamConnectionError,
     UpstreamProtocolError,
+    UpstreamRedirectError,
     UpstreamTimeoutError,
 )
 from .responses import Response, SSEEvent, StreamResponse
@@ -162,7 +165,11 @@ class UpstreamClient:
         data = None if body is None else orjson.dumps(body)
         try:
             async with self.session.request(
-                method, url, data=data, headers={**_JSON_HEADERS, **headers}
+                method,
+                url,
+                data=data,
+                headers={**_JSON_HEADERS, **headers},
+                allow_redirects=False,
             ) as resp:
                 raw = await resp.read()
                 status = resp.status
@@ -175,6 +182,8 @@ class UpstreamClient:
             raise self._connection_error(exc) from exc
         if status >= 400:
             raise self._status_error(status, raw, resp_headers, headers)
+        if status >= 300:
+            raise self._redirect_error(status)
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -201,7 +210,10 @@ class UpstreamClient:
         """
         try:
             resp = await self.session.post(
-                url, data=orjson.dumps(body), headers={**_SSE_HEADERS, **headers}
+                url,
+                data=orjson.dumps(body),
+                headers={**_SSE_HEADERS, **headers},
+                allow_redirects=False,
             )
         except TimeoutError as exc:
             raise UpstreamTimeoutError(
@@ -218,6 +230,9 @@ class UpstreamClient:
             finally:
                 resp.release()
             raise self._status_error(resp.status, raw, resp.headers, headers)
+        if resp.status >= 300:
+            resp.close()
+            raise self._redirect_error(resp.status)
         return StreamResponse(
             events=self._events(resp, done_marker),
             status=resp.status,
@@ -285,6 +300,14 @@ class UpstreamClient:
         else:
             message = f"the connection to the upstream failed ({type(exc).__name__})"
         return UpstreamConnectionError(message, provider=self.provider)
+
+    def _redirect_error(self, status: int) -> UpstreamRedirectError:
+        # Where it pointed stays out of the message: a Location may carry anything.
+        return UpstreamRedirectError(
+            f"the upstream redirected ({status}); hookgate does not follow redirects: point "
+            "the provider's base URL or custom host at the final address",
+            provider=self.provider,
+        )
 
     def _status_error(
         self,

@@ -342,6 +342,30 @@ def check_sync_hooks(pm: pluggy.PluginManager, plugin: LoadedPlugin, source: str
                 )
 
 
+_SCHEME_PORTS = {
+    "redis": 6379,
+    "rediss": 6379,
+    "postgres": 5432,
+    "postgresql": 5432,
+    "http": 80,
+    "https": 443,
+}
+
+
+def address_port(address: str) -> int | None:
+    """The port of a backend address: a URL (default port by scheme) or ``host:port``."""
+    from urllib.parse import urlsplit
+
+    try:
+        if "://" in address:
+            url = urlsplit(address)
+            return url.port or _SCHEME_PORTS.get(url.scheme.split("+")[0])
+        _, _, port = address.rpartition(":")
+        return int(port) if port.isdigit() else None
+    except ValueError:
+        return None
+
+
 async def await_me_maybe(value: object) -> Any:
     return await value if inspect.isawaitable(value) else value
 
@@ -492,6 +516,26 @@ class Hooks:
 
     def resolve_virtual_key(self, slug: str, principal: Principal | None) -> VirtualKey | None:
         return self._hook.resolve_virtual_key(slug=slug, principal=principal)
+
+    def backend_ports(self, gateway: Gateway) -> set[int]:
+        """The ports of every backend the plugins name (``backend_addresses``)."""
+        ports: set[int] = set()
+        for impl in reversed(self._hook.backend_addresses.get_hookimpls()):
+            try:
+                found = impl.function(*(gateway for _ in impl.argnames))
+            except Exception as exc:
+                log.error(
+                    "plugin_hook_failed",
+                    plugin=impl.plugin_name,
+                    hook="backend_addresses",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                continue
+            for address in found or ():
+                port = address_port(address)
+                if port is not None:
+                    ports.add(port)
+        return ports
 
     def register_routes(self, gateway: Gateway) -> list[Any]:
         routes: list[Any] = []

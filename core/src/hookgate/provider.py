@@ -124,8 +124,9 @@ class HTTPProvider:
     # ---- building the upstream request --------------------------------------------------
 
     def api_key(self, target: Target) -> str | None:
-        """The key to send: the target's own, else the one in this plugin's settings."""
-        return target.api_key or self.settings.api_key or None
+        """The key to send: the target's own, else the one in this plugin's settings, which
+        goes only to the plugin's own host (a 400 when the request chose the host)."""
+        return target.api_key or target.operator_key(self.settings.api_key)
 
     def auth_headers(self, key: str, target: Target) -> dict[str, str]:
         """How the upstream takes its key; by default ``Authorization: Bearer``."""

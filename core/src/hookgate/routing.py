@@ -22,10 +22,11 @@ from urllib.parse import urlsplit
 
 from .config import CacheConfig, Config, RetryConfig, TargetConfig
 from .errors import ConfigError
-from .settings import Settings, VirtualKey
+from .settings import LOOPBACK_HOSTS, Settings, VirtualKey
 
 __all__ = [
     "Group",
+    "HostPolicy",
     "Node",
     "Plan",
     "RequestTarget",
@@ -80,6 +81,28 @@ class Target(_Node):
     """Provider-specific fields from the config or virtual key (Azure's deployment, ...)."""
     virtual_key: str | None = None
     forward_headers: tuple[str, ...] = ()
+    host_chosen_by_caller: bool = False
+    """``custom_host`` came from the request (its own config or ``x-portkey-custom-host``),
+    not from the operator (plugins.toml, a stored config, a virtual key)."""
+
+    def operator_key(self, configured: str | None) -> str | None:
+        """The key a provider plugin holds for this target (``api_key`` in its settings) if it
+        may be sent: a plugin's key goes only to the plugin's own host. When the request chose
+        the host, a configured key is refused with a 400 that says why.
+
+        Provider plugins call it as ``target.api_key or target.operator_key(settings.api_key)``.
+        """
+        if not configured:
+            return None
+        if self.host_chosen_by_caller:
+            raise ConfigError(
+                f"{self.path}: the request chose the custom host {self.custom_host!r} but brings "
+                f"no key of its own, and the {self.provider!r} key held in plugins.toml is only "
+                "sent to its own host: send your provider key (Authorization, x-api-key or "
+                "api_key in the config) or drop the custom host",
+                code="credential_host_mismatch",
+            )
+        return configured
 
     def describe(self) -> dict[str, Any]:
         """Everything that shapes the upstream call except secrets and weights."""
@@ -214,6 +237,124 @@ class Walk:
         return False
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class HostPolicy:
+    """Which custom hosts a request may choose.
+
+    Built from ``[gateway] custom_hosts``: a bare host (``127.0.0.1``) allows every port of
+    it, an entry with a scheme (``http://127.0.0.1:11434``) exactly that scheme, host and
+    port, ``"*"`` any host. Whatever the list says, ``refused_ports`` are never reachable: the
+    gateway's own listen port, the ports of the backends its plugins use (Redis, PostgreSQL,
+    Chroma, from the ``backend_addresses`` hook) and ``[gateway] refused_ports``.
+    ``closed`` (a reason) refuses every custom host: a server bound to a non-loopback
+    address whose plugins.toml does not spell out ``custom_hosts``.
+    """
+
+    any_host: bool = False
+    hosts: frozenset[str] = frozenset()
+    pinned: frozenset[tuple[str, str, int]] = frozenset()
+    refused_ports: frozenset[int] = frozenset()
+    closed: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, backend_ports: Collection[int] = ()) -> HostPolicy:
+        gateway = settings.gateway
+        hosts: set[str] = set()
+        pinned: set[tuple[str, str, int]] = set()
+        for entry in gateway.custom_hosts:
+            if "://" in entry:
+                url = urlsplit(entry)
+                port = url.port or _DEFAULT_PORTS.get(url.scheme, 0)
+                pinned.add((url.scheme, (url.hostname or "").lower(), port))
+            else:
+                hosts.add(entry.strip("[]").lower())
+        closed = None
+        server = settings.server
+        loopback = server.host in LOOPBACK_HOSTS or _is_loopback_ip(server.host)
+        if not loopback and "custom_hosts" not in gateway.model_fields_set:
+            closed = (
+                f"this gateway listens on {server.host}, and its plugins.toml does not list "
+                "[gateway] custom_hosts, so requests may not choose a custom host"
+            )
+        refused = {*gateway.refused_ports, *backend_ports}
+        if server.port:
+            refused.add(server.port)
+        return cls(
+            any_host="*" in hosts,
+            hosts=frozenset(hosts - {"*"}),
+            pinned=frozenset(pinned),
+            refused_ports=frozenset(refused),
+            closed=closed,
+        )
+
+    def check(self, custom_host: str, path: str, *, chosen_by_caller: bool = True) -> None:
+        """Raise :class:`ConfigError` ("Invalid custom host: ...") unless ``custom_host`` is an
+        http(s) URL without user info, query or fragment that the policy allows. Hosts the
+        operator declared are only checked for their shape."""
+        url, port = _parse_host(custom_host, path)
+        if not chosen_by_caller:
+            return
+        if self.closed is not None:
+            raise ConfigError(f"Invalid custom host: {self.closed}", code="invalid_custom_host")
+        host = url.hostname or ""
+        if port in self.refused_ports:
+            raise ConfigError(
+                f"Invalid custom host: port {port} is the gateway's own or one of its backends' "
+                "(Redis, PostgreSQL, Chroma), and is never reachable as a custom host",
+                code="invalid_custom_host",
+            )
+        if self.any_host or host in self.hosts or (url.scheme, host, port) in self.pinned:
+            return
+        raise ConfigError(
+            f"Invalid custom host: {_origin(url.scheme, host, port)!r} is not in [gateway] "
+            "custom_hosts",
+            code="invalid_custom_host",
+        )
+
+
+def _is_loopback_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(scheme: str, host: str, port: int) -> str:
+    if ":" in host:
+        host = f"[{host}]"
+    if _DEFAULT_PORTS.get(scheme) == port:
+        return f"{host}" if scheme == "http" and port == 80 else f"{scheme}://{host}"
+    return f"{host}:{port}"
+
+
+def _parse_host(custom_host: str, path: str) -> tuple[Any, int]:
+    def invalid(why: str) -> ConfigError:
+        return ConfigError(
+            f"Invalid custom host: {path}.custom_host {why}", code="invalid_custom_host"
+        )
+
+    if not custom_host.isascii() or not custom_host.isprintable() or " " in custom_host:
+        raise invalid("must be an http(s) URL of printable ASCII without spaces")
+    try:
+        url = urlsplit(custom_host)
+        host = url.hostname
+        port = url.port
+    except ValueError:
+        raise invalid("must be an http(s) URL with a valid host and port") from None
+    if url.scheme not in ("http", "https") or not host:
+        raise invalid("must be an http(s) URL")
+    if "@" in url.netloc:
+        raise invalid("must not contain user info (user@host): send keys in headers")
+    if url.query or url.fragment or "?" in custom_host or "#" in custom_host:
+        raise invalid("must not have a query or a fragment")
+    return url, port if port is not None else _DEFAULT_PORTS[url.scheme]
+
+
 def build_plan(
     config: Config | None,
     request: RequestTarget,
@@ -227,6 +368,7 @@ def build_plan(
     virtual_keys: Callable[[str], VirtualKey | None] | None = None,
     cache_modes: Collection[str] | None = None,
     suggest: Callable[[str, str], str] | None = None,
+    hosts: HostPolicy | None = None,
 ) -> Plan:
     """Resolve a config into a plan; raise :class:`ConfigError` saying what is wrong.
 
@@ -236,11 +378,27 @@ def build_plan(
     Strategy and cache modes are checked against what the enabled plugins declare
     (``strategies``, ``cache_modes``; None skips the cache check); ``suggest(kind, mode)``
     says which plugin to enable for a mode nobody enabled provides.
+
+    A config with a ``config_id`` is the operator's (plugins.toml or a store): its keys and
+    hosts are trusted. An inline config is the caller's: its ``custom_host`` is checked
+    against ``hosts``, and an operator-held key (a virtual key's) is never paired with a host
+    the caller chose, unless that virtual key says ``allow_caller_host = true``.
     """
     if config is None:
         config = Config()
+    if hosts is None:
+        hosts = HostPolicy.from_settings(settings)
     builder = _Builder(
-        request, settings, providers, strategies, aliases, virtual_keys, cache_modes, suggest
+        request,
+        settings,
+        providers,
+        strategies,
+        aliases,
+        virtual_keys,
+        cache_modes,
+        suggest,
+        hosts=hosts,
+        trusted=config_id is not None,
     )
     return Plan(
         root=builder.node(config, "config", None, 0, _EMPTY),
@@ -260,6 +418,9 @@ class _Builder:
         virtual_keys: Callable[[str], VirtualKey | None] | None = None,
         cache_modes: Collection[str] | None = None,
         suggest: Callable[[str, str], str] | None = None,
+        *,
+        hosts: HostPolicy,
+        trusted: bool,
     ) -> None:
         self.request = request
         self.virtual_keys = virtual_keys
@@ -269,6 +430,8 @@ class _Builder:
         self.aliases = aliases
         self.cache_modes = cache_modes
         self.suggest = suggest
+        self.hosts = hosts
+        self.trusted = trusted
 
     def unserved(self, kind: str, where: str, mode: str) -> ConfigError:
         hint = self.suggest(kind, mode) if self.suggest is not None else ""
@@ -334,11 +497,17 @@ class _Builder:
         request = self.request
         provider = config.provider
         api_key = config.api_key
+        key_by_caller = api_key is not None and not self.trusted
         custom_host = config.custom_host
+        host_by_caller = custom_host is not None and not self.trusted
         options = config.options
         virtual_key = config.virtual_key
+        key_holder: str | None = None  # the virtual key whose secret the target carries
+        allow_caller_host = False
+        from_request = False
         if virtual_key is None and provider is None:
             virtual_key = request.virtual_key
+            from_request = virtual_key is not None
         if virtual_key is not None:
             vk = self.settings.virtual_keys.get(virtual_key)
             if vk is None and self.virtual_keys is not None:
@@ -348,16 +517,23 @@ class _Builder:
                     f"{path}: unknown virtual key {virtual_key!r}", code="invalid_virtual_key"
                 )
             provider = provider or vk.provider
-            api_key = api_key or vk.api_key
-            custom_host = custom_host or vk.custom_host
+            # A virtual key is the operator's credential bundle (its key, its options such
+            # as an Azure token), whatever the request adds to it.
+            key_holder, allow_caller_host = virtual_key, vk.allow_caller_host
+            if api_key is None and vk.api_key:
+                api_key, key_by_caller = vk.api_key, False
+            if custom_host is None and vk.custom_host:
+                custom_host, host_by_caller = vk.custom_host, False
             options = {**vk.options, **options}
         if provider is None:
             provider = request.provider or self.settings.gateway.default_provider
-            custom_host = custom_host or request.custom_host
+            from_request = True
+        if from_request and custom_host is None and request.custom_host is not None:
+            custom_host, host_by_caller = request.custom_host, True
         if provider is None:
             raise ConfigError(
-                f"{path}: no provider: name one with x-portkey-provider, a config's "
-                "'provider' or 'virtual_key', or [gateway] default_provider in plugins.toml",
+                f"{path}: no provider: name one with the x-portkey-provider header, or send "
+                "x-portkey-config with a 'provider' or 'virtual_key' (or x-portkey-virtual-key)",
                 code="missing_provider",
             )
         provider = provider.lower()
@@ -373,8 +549,22 @@ class _Builder:
         named = request.provider.lower() if request.provider else None
         if api_key is None and (named is None or self.aliases.get(named, named) == provider):
             api_key = request.api_key
+            key_by_caller = api_key is not None
         if custom_host is not None:
-            self.check_custom_host(custom_host, path)
+            self.hosts.check(custom_host, path, chosen_by_caller=host_by_caller)
+            operator_key = api_key is not None and not key_by_caller
+            operator_key = operator_key or key_holder is not None
+            operator_key = operator_key or (self.trusted and bool(config.options))
+            if host_by_caller and operator_key and not allow_caller_host:
+                holder = f"virtual key {key_holder!r}" if key_holder else "a stored config"
+                raise ConfigError(
+                    f"{path}: the request pairs a key the gateway holds ({holder}) with a "
+                    f"custom host it chose ({custom_host!r}); keys held by the gateway are "
+                    "only sent to their own hosts. Send your own provider key with a custom "
+                    "host, or ask the operator to set allow_caller_host = true on the "
+                    "virtual key",
+                    code="credential_host_mismatch",
+                )
         return Target(
             provider=provider,
             api_key=api_key,
@@ -383,24 +573,6 @@ class _Builder:
             options=options,
             virtual_key=virtual_key,
             forward_headers=tuple(h.lower() for h in config.forward_headers or ()),
+            host_chosen_by_caller=host_by_caller if custom_host else False,
             **common,
         )
-
-    def check_custom_host(self, custom_host: str, path: str) -> None:
-        allowed = self.settings.gateway.custom_hosts
-        try:
-            url = urlsplit(custom_host)
-            host = url.hostname
-        except ValueError:
-            host = None
-            url = None
-        if url is None or url.scheme not in ("http", "https") or not host:
-            raise ConfigError(
-                f"Invalid custom host: {path}.custom_host must be an http(s) URL",
-                code="invalid_custom_host",
-            )
-        if "*" not in allowed and host not in allowed:
-            raise ConfigError(
-                f"Invalid custom host: {host!r} is not in [gateway] custom_hosts",
-                code="invalid_custom_host",
-            )

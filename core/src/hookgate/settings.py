@@ -50,7 +50,17 @@ class GatewaySettings(_Table):
     default_provider: str | None = None
     """Provider for requests that name neither a provider nor a config."""
     custom_hosts: list[str] = Field(default_factory=lambda: list(LOOPBACK_HOSTS))
-    """Hosts a request's ``custom_host`` may point at; ``"*"`` allows any."""
+    """Hosts a request's ``custom_host`` may point at: a bare host allows its every port,
+    ``http://host:port`` exactly that origin, ``"*"`` any host. A server bound to a
+    non-loopback address allows none unless this is set in plugins.toml."""
+    refused_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=lambda: [6379, 5432]
+    )
+    """Ports a custom host may never use (Redis's and PostgreSQL's by default), besides the
+    gateway's own port and the ports of the backends its plugins use."""
+    secret: str | None = Field(default=None, repr=False)
+    """The deployment secret (keyed hashes such as cache partitions); else ``$HOOKGATE_SECRET``,
+    else a random one generated once and kept in ``hookgate.secret`` beside plugins.toml."""
     timeout: Annotated[float, Field(gt=0)] = 600.0
     """Seconds a request may take until its answer starts, unless its config says otherwise."""
 
@@ -89,6 +99,9 @@ class VirtualKey(BaseModel):
     provider: str
     api_key: str | None = Field(default=None, repr=False)
     custom_host: str | None = None
+    allow_caller_host: bool = False
+    """Send this key to a custom host the request chooses (within ``custom_hosts``); by
+    default the key goes only to ``custom_host`` here or the provider's own host."""
 
     @property
     def options(self) -> dict[str, Any]:

@@ -113,6 +113,7 @@ async def test_resource_name_builds_the_url_and_custom_host_overrides_it(make_ga
                 "provider": "azure-openai",
                 "resource_name": "contoso",
                 "custom_host": fake_azure.url,
+                "api_key": "caller-key",  # the plugin's own key never goes to a chosen host
             },
         )
         with pytest.raises(ConfigError, match="azure-openai needs a resource_name"):
@@ -121,6 +122,7 @@ async def test_resource_name_builds_the_url_and_custom_host_overrides_it(make_ga
             )
     # No deployment configured: the request's model names it.
     assert fake_azure.requests[0].path == "/openai/deployments/dep-from-model/chat/completions"
+    assert fake_azure.requests[0].headers["api-key"] == "caller-key"
 
 
 async def test_entra_token_is_sent_as_bearer(gw, fake_azure):

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from ..errors import SettingsError
 from ..settings import Settings, find_settings_file, load_settings
 
 __all__ = ["SERVER_DIR_ENV", "serve"]
@@ -46,7 +47,14 @@ def serve(
     finished their in-flight requests (at most ``graceful_shutdown_s``).
     """
     _on_stop(_exit_now)  # a stop request during start-up is a clean exit too
-    import uvicorn
+    try:
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        raise SettingsError(
+            "`hookgate serve` needs the server extra: pip install 'hookgate[server]' "
+            f"(missing: {exc.name})"
+        ) from None
 
     found = find_settings_file(config_path)
     settings: Settings = load_settings(found)
@@ -56,6 +64,11 @@ def serve(
     workers = server.workers if workers is None else workers
     if workers <= 0:
         workers = default_workers()
+    if (host, port) != (server.host, server.port):
+        # The address actually served is what the gateway refuses as a custom host, and
+        # what decides whether custom hosts are open at all (a non-loopback bind).
+        server = server.model_copy(update={"host": host, "port": port})
+        settings = settings.model_copy(update={"server": server})
     if not _is_loopback(host) and not server.api_keys:
         log.warning(
             "server_open_without_keys",
@@ -76,9 +89,11 @@ def serve(
         _shared_dir()
     from ..gateway import Gateway
     from .app import create_app
+    from .protocol import protocol_class
 
     # The app, its gateway and every plugin are built once, here, before any fork.
-    app = create_app(Gateway(settings))
+    gateway = Gateway(settings)
+    app = create_app(gateway)
     config = uvicorn.Config(
         app,
         host=host,
@@ -88,10 +103,20 @@ def serve(
         proxy_headers=False,
         server_header=False,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(server),
+        timeout_keep_alive=server.keep_alive_timeout_s,  # type: ignore[arg-type]  # uvicorn waits a float of seconds though its stub says int
         timeout_graceful_shutdown=server.graceful_shutdown_s or None,  # type: ignore[arg-type]  # uvicorn waits a float of seconds though its stub says int
     )
     config.load()
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"hookgate serving http://{shown}:{port} with {workers} worker"
+        f"{'s' if workers != 1 else ''}; plugins: "
+        f"{', '.join(p.name for p in gateway.plugins) or 'none'}"
+        f" ({gateway.settings.source})",
+        file=sys.stderr,
+        flush=True,
+    )
     if workers == 1:
         sys.exit(_run_worker(config, None))
     sys.exit(_supervise(config, config.bind_socket(), workers))

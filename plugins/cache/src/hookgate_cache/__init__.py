@@ -145,6 +145,10 @@ class Plugin:
     # ---- life cycle ---------------------------------------------------------------------
 
     @hookimpl
+    def backend_addresses(self, gateway: Gateway) -> list[str]:
+        return [self.settings.url] if self.settings.backend == "redis" else []
+
+    @hookimpl
     async def ready(self, gateway: Gateway) -> list[str]:
         check = getattr(self.backend, "problem", None)
         problem = await check() if check is not None else None

@@ -114,6 +114,11 @@ class Plugin:
     # ---- life cycle -------------------------------------------------------------------
 
     @hookimpl
+    def backend_addresses(self, gateway: Gateway) -> list[str]:
+        cb = self.settings.circuit_breaker
+        return [cb.redis_url] if cb.enabled and cb.redis_url else []
+
+    @hookimpl
     async def startup(self, gateway: Gateway) -> None:
         cb = self.settings.circuit_breaker
         if not cb.enabled or cb.redis_url is None:

@@ -286,6 +286,10 @@ class Plugin:
             self._pruner = asyncio.create_task(self._prune_every(settings.prune_interval))
 
     @hookimpl
+    def backend_addresses(self, gateway: Gateway) -> list[str]:
+        return [self.settings.chroma_url] if self.settings.chroma_url else []
+
+    @hookimpl
     async def ready(self, gateway: Gateway) -> list[str]:
         """A Chroma server that does not answer makes the gateway not ready (it would serve,
         but without the semantic cache); the embedded store is this process's own."""

@@ -209,7 +209,10 @@ class Plugin(HTTPProvider):
         upstream = upstream or self._upstreams["openai"]
         headers = dict(upstream.headers)
         headers.update(ctx.forwarded_headers(target))
-        key = upstream.api_key if upstream.auth == "none" else target.api_key or upstream.api_key
+        if upstream.auth == "none":  # a keyless local server: never the caller's key
+            key = target.operator_key(upstream.api_key)
+        else:
+            key = target.api_key or target.operator_key(upstream.api_key)
         if key:
             headers["authorization"] = f"Bearer {key}"
         return headers
