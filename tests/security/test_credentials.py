@@ -71,7 +71,9 @@ def config(**fields: object) -> dict[str, str]:
 @pytest.mark.parametrize(
     "headers",
     [
-        pytest.param(lambda h: config(virtual_key="openai-prod", custom_host=h), id="vk+config-host"),
+        pytest.param(
+            lambda h: config(virtual_key="openai-prod", custom_host=h), id="vk+config-host"
+        ),
         pytest.param(
             lambda h: {"x-portkey-virtual-key": "openai-prod", "x-portkey-custom-host": h},
             id="vk-header+host-header",
@@ -145,7 +147,8 @@ def test_the_callers_own_key_may_go_to_an_allowed_custom_host(server, thief):
 
 def test_a_key_in_the_requests_own_config_is_the_callers(server, thief):
     response = chat(
-        server, config(provider="anthropic", api_key="sk-ant-callers", custom_host=thief.url + "/v1")
+        server,
+        config(provider="anthropic", api_key="sk-ant-callers", custom_host=thief.url + "/v1"),
     )
     # the thief answers OpenAI's shape, not Anthropic's: what matters is what it was sent
     assert response.status_code == 502
@@ -164,4 +167,8 @@ def test_operator_declared_hosts_get_their_keys(server, fake_openai):
     assert chat(server, {"x-portkey-virtual-key": "openai-prod"}).status_code == 200
     assert chat(server, {"x-portkey-provider": "openai"}).status_code == 200
     keys = [call.headers["authorization"] for call in fake_openai.calls()]
-    assert keys == ["Bearer sk-virtual-secret", "Bearer sk-virtual-secret", "Bearer sk-plugin-openai"]
+    assert keys == [
+        "Bearer sk-virtual-secret",
+        "Bearer sk-virtual-secret",
+        "Bearer sk-plugin-openai",
+    ]

@@ -7,9 +7,9 @@ reaches the upstream today. Responses are parsed into these models only by the e
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, ValidationError
 
 from .config import format_validation_error
 from .context import Outcome
@@ -37,36 +37,59 @@ class OpenAIModel(BaseModel):
 # ---- requests -------------------------------------------------------------------------
 
 
+# Types are strict: "stream": "false" is a 400, not a stream (lax pydantic would read any
+# non-empty string as true), and 1.0 is not an n.
+_Bool = Annotated[bool, Strict()]
+_Number = Annotated[float, Strict()]
+_Count = Annotated[int, Strict(), Field(ge=1)]
+
+MAX_N = 128
+"""Choices one chat request may ask for (OpenAI's own limit)."""
+MAX_EMBEDDING_INPUTS = 2048
+"""Inputs one embeddings request may carry (OpenAI's own limit)."""
+MAX_EMBEDDING_DIMENSIONS = 16384
+"""The largest ``dimensions`` accepted (OpenAI's models have at most 3072)."""
+
+
 class ChatMessage(OpenAIModel):
-    role: str
+    role: Annotated[str, Strict()]
     content: str | list[Any] | None = None
 
 
-class ChatCompletionRequest(OpenAIModel):
-    model: Annotated[str, Field(min_length=1)]
+class _Sampling(OpenAIModel):
+    stream: _Bool | None = None
+    temperature: Annotated[_Number, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[_Number, Field(ge=0, le=1)] | None = None
+    max_tokens: _Count | None = None
+
+
+class ChatCompletionRequest(_Sampling):
+    model: Annotated[str, Strict(), Field(min_length=1)]
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
-    stream: bool | None = None
-    n: Annotated[int, Field(ge=1)] | None = None
+    n: Annotated[_Count, Field(le=MAX_N)] | None = None
+    max_completion_tokens: _Count | None = None
+    stream_options: dict[str, Any] | None = None
 
 
-class CompletionRequest(OpenAIModel):
-    model: Annotated[str, Field(min_length=1)]
+class CompletionRequest(_Sampling):
+    model: Annotated[str, Strict(), Field(min_length=1)]
     prompt: str | list[Any]
-    stream: bool | None = None
 
 
 class EmbeddingRequest(OpenAIModel):
-    model: Annotated[str, Field(min_length=1)]
-    input: str | list[Any]
+    model: Annotated[str, Strict(), Field(min_length=1)]
+    input: str | Annotated[list[Any], Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS)]
+    dimensions: Annotated[_Count, Field(le=MAX_EMBEDDING_DIMENSIONS)] | None = None
+    encoding_format: Literal["float", "base64"] | None = None
 
 
 class MessagesRequest(OpenAIModel):
     """Anthropic's ``/v1/messages`` request."""
 
-    model: Annotated[str, Field(min_length=1)]
+    model: Annotated[str, Strict(), Field(min_length=1)]
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
-    max_tokens: Annotated[int, Field(ge=1)]
-    stream: bool | None = None
+    max_tokens: _Count
+    stream: _Bool | None = None
 
 
 _REQUEST_MODELS: dict[str, type[OpenAIModel]] = {
@@ -89,8 +112,27 @@ def _plainly_valid_chat(body: dict[str, Any]) -> bool:
         content = message.get("content")
         if not (content is None or type(content) is str or type(content) is list):
             return False
-    stream, n = body.get("stream"), body.get("n")
-    return (stream is None or type(stream) is bool) and (n is None or (type(n) is int and n >= 1))
+    for name, check in _CHEAP_CHECKS.items():
+        value = body.get(name)
+        if value is not None and not check(value):
+            return False
+    return True
+
+
+def _number_within(low: float, high: float) -> Any:
+    return lambda v: (type(v) is float or type(v) is int) and low <= v <= high
+
+
+_CHEAP_CHECKS = {
+    "stream": lambda v: type(v) is bool,
+    "n": lambda v: type(v) is int and 1 <= v <= MAX_N,
+    "temperature": _number_within(0, 2),
+    "top_p": _number_within(0, 1),
+    "max_tokens": lambda v: type(v) is int and v >= 1,
+    "max_completion_tokens": lambda v: type(v) is int and v >= 1,
+    "stream_options": lambda v: type(v) is dict,
+}
+"""What ChatCompletionRequest checks besides model and messages, as plain type tests."""
 
 
 def validate_request(endpoint: str, body: Any) -> None:
@@ -101,6 +143,10 @@ def validate_request(endpoint: str, body: Any) -> None:
         )
     if endpoint == "chat.completions" and _plainly_valid_chat(body):
         return
+    if endpoint == "embeddings" and body.get("stream") not in (None, False):
+        raise BadRequestError(
+            "embeddings do not stream: leave out 'stream'", param="stream", code="invalid_request"
+        )
     model = _REQUEST_MODELS.get(endpoint)
     if model is None:
         return

@@ -129,13 +129,17 @@ class FallbackStrategy:
 
 @pytest.mark.parametrize("plan", list(PLANS.values()), ids=list(PLANS))
 async def test_the_routing_plan_is_part_of_the_key(cache_gateway, fake_openai, plan):
+    base = {**SIMPLE, "provider": "openai"}
     if plan.get("custom_host") == "CUSTOM":  # the same fake, named differently
         plan = {**plan, "custom_host": f"http://localhost:{fake_openai.port}/v1"}
+        # A host the request chooses needs the caller's own key: both requests carry the
+        # same one, so only the host differs.
+        plan["api_key"] = base["api_key"] = "sk-caller"
     other = {**SIMPLE, **plan}
     gw = cache_gateway()
     gw.register(FallbackStrategy(), "fallback")
     async with gw:
-        assert (await ask(gw, {**SIMPLE, "provider": "openai"})).hookgate.cache_status == "MISS"
+        assert (await ask(gw, base)).hookgate.cache_status == "MISS"
         assert (await ask(gw, other)).hookgate.cache_status == "MISS"
         assert (await ask(gw, other)).hookgate.cache_status == "HIT"
 

@@ -268,10 +268,44 @@ def _vector(text: str, dimensions: int) -> list[float]:
     return [v / norm for v in values]
 
 
+MAX_DIMENSIONS = 4096
+MAX_FLOATS = 1_000_000
+"""The most numbers one mock embeddings answer holds (inputs x dimensions): a bound on the
+memory one request can make the mock allocate."""
+
+
+def _bad_request(message: str, param: str) -> ProviderError:
+    return ProviderError(
+        message,
+        provider="mock",
+        status=400,
+        body={
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": param,
+                "code": None,
+            }
+        },
+    )
+
+
 def _embeddings(body: dict[str, Any], behaviour: Behaviour) -> dict[str, Any]:
     inputs = body.get("input")
     texts = [inputs] if isinstance(inputs, str) else [str(i) for i in inputs or []]
-    dimensions = body.get("dimensions") or behaviour.embedding_dimensions
+    dimensions = body.get("dimensions")
+    if dimensions is None:
+        dimensions = behaviour.embedding_dimensions
+    if type(dimensions) is not int or not 1 <= dimensions <= MAX_DIMENSIONS:
+        raise _bad_request(
+            f"dimensions must be an integer from 1 to {MAX_DIMENSIONS} for the mock", "dimensions"
+        )
+    if len(texts) * dimensions > MAX_FLOATS:
+        raise _bad_request(
+            f"the mock answers at most {MAX_FLOATS} numbers per request "
+            f"({len(texts)} inputs x {dimensions} dimensions asked)",
+            "input",
+        )
     return {
         "object": "list",
         "data": [
