@@ -4,6 +4,7 @@ credential ever reached it (or that nothing reached it at all)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -92,10 +93,8 @@ class Thief:
                 pass
             with self._lock:  # recorded before answering: the answer proves it arrived
                 self.connections.append(data)
-            try:
+            with contextlib.suppress(OSError):
                 conn.sendall(self.reply)
-            except OSError:
-                pass
 
     def close(self) -> None:
         self._closed = True
