@@ -531,7 +531,7 @@ class Hooks:
                     error=f"{type(exc).__name__}: {exc}",
                 )
                 continue
-            for address in found or ():
+            for address in cast("Sequence[str] | None", found) or ():
                 port = address_port(address)
                 if port is not None:
                     ports.add(port)
