@@ -33,6 +33,7 @@ from hookgate import (
     StreamResponse,
     hookimpl,
 )
+from hookgate.secrets import deployment_secret
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .backends import Backend, MemoryBackend, RedisBackend
@@ -141,6 +142,7 @@ class Plugin:
             self.backend = MemoryBackend(settings.max_entries, settings.max_bytes)
         self._endpoints = frozenset(settings.endpoints)
         self._ignore = frozenset(settings.ignore_params)
+        self._secret = b""  # the deployment secret, from startup
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -156,6 +158,7 @@ class Plugin:
 
     @hookimpl
     async def startup(self, gateway: Gateway) -> None:
+        self._secret = deployment_secret(gateway.settings)
         try:
             await self.backend.start()
         except ValueError as exc:  # a URL redis-py cannot use
@@ -178,6 +181,7 @@ class Plugin:
                 ctx,
                 ignore_params=self._ignore,
                 isolate_tenants=not self.settings.share_across_api_keys,
+                secret=self._secret,
             )
         except Unkeyable as exc:
             log.info("cache_skipped", trace_id=ctx.trace_id, reason=str(exc))

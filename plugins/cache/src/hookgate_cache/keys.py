@@ -9,7 +9,9 @@ named in ``ignore_params``.
 
 Tenant isolation: the API keys of the plan's targets are hashed into a partition that prefixes
 the key, so callers with different keys never share entries; the keys themselves are never
-stored. With isolation off every caller shares the partition ``shared``.
+stored. The partition is an HMAC under the deployment secret (``hookgate.secrets``), so whoever
+can read the backend cannot confirm a guessed key offline. With isolation off every caller
+shares the partition ``shared``.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Any
 
 import orjson
 from hookgate import RequestContext
+from hookgate.secrets import keyed_digest
 
 __all__ = ["Unkeyable", "cache_key"]
 
 # Bump when the key material or the entry format changes: old entries then simply miss.
-_VERSION = b"hookgate-cache/1\0"
+_VERSION = b"hookgate-cache/2\0"
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
@@ -37,6 +40,7 @@ def cache_key(
     *,
     ignore_params: Collection[str],
     isolate_tenants: bool,
+    secret: bytes,
 ) -> str:
     """``<partition>:<digest>`` for ``ctx``; raises :class:`Unkeyable` when it cannot be keyed."""
     body: dict[str, Any] = ctx.body
@@ -65,14 +69,10 @@ def cache_key(
         raise Unkeyable(str(exc)) from exc
     digest = blake2b(_VERSION, digest_size=20)
     digest.update(material)
-    return f"{_partition(keys)}:{digest.hexdigest()}"
+    return f"{_partition(keys, secret)}:{digest.hexdigest()}"
 
 
-def _partition(keys: set[str] | None) -> str:
+def _partition(keys: set[str] | None, secret: bytes) -> str:
     if keys is None:
         return "shared"
-    hasher = blake2b(b"hookgate-cache/tenant\0", digest_size=8)
-    for key in sorted(keys):
-        hasher.update(key.encode())
-        hasher.update(b"\0")
-    return hasher.hexdigest()
+    return keyed_digest(secret, "hookgate-cache/tenant", *sorted(keys))
