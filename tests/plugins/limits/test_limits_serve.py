@@ -73,7 +73,7 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config.write_text(CONFIG.format(table=folder / "limits.table"), encoding="utf-8")
     process, port = start(config)
     try:
-        wait_healthy(process, port)
+        wait_healthy(process, port, timeout=90)  # a busy machine starts slowly
         url = f"http://127.0.0.1:{port}"
         CONFIGS[url] = config
         yield url
