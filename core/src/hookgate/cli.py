@@ -175,6 +175,11 @@ def providers(config_path: str | None) -> None:
                 (provider.lower(), name, "yes" if on else "no", presets.get(provider, where))
             )
     _table(("provider", "plugin", "enabled", "base url"), sorted(rows))
+    import textwrap
+
+    from .routing import MODEL_ROUTING_RULE
+
+    click.echo("\n" + textwrap.fill(MODEL_ROUTING_RULE[0].upper() + MODEL_ROUTING_RULE[1:], 88))
     if broken:
         click.echo(f"\ninstalled but not importable: {'; '.join(broken)}", err=True)
     if problem:

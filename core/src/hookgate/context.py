@@ -10,13 +10,16 @@ from typing import Any, Literal
 
 from .auth import Principal
 from .config import Config
+from .endpoints import EndpointSpec, Upload
 from .errors import GatewayError
 from .responses import Response, SSEEvent, StreamResponse
 from .routing import Plan, Target
 
 __all__ = ["Attempt", "Decision", "Endpoint", "Outcome", "RequestContext", "new_trace_id"]
 
-Endpoint = Literal["chat.completions", "completions", "embeddings", "models", "messages"]
+Endpoint = str
+"""An endpoint's name: a core one (``chat.completions``, ``completions``, ``embeddings``,
+``models``) or one a plugin declares (see :mod:`hookgate.endpoints`)."""
 
 
 def new_trace_id() -> str:
@@ -127,6 +130,14 @@ class RequestContext:
     """Incoming headers a target may forward (``forward_headers``); lower-case names."""
     principal: Principal | None = None
     """Who called: the gateway key's workspace and role; None when the deployment has no keys."""
+    spec: EndpointSpec | None = None
+    """The declaration of a plugin's endpoint (None for the core's own)."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    """The path parameters of a declared endpoint (``{"response_id": "resp_1"}``)."""
+    query: str = ""
+    """The raw query string of a declared endpoint without a body (``limit=10``)."""
+    uploads: Mapping[str, Upload] = field(default_factory=dict)
+    """The files of a multipart request, by form field; its other fields are in ``body``."""
     cache_force_refresh: bool = False
     cache_namespace: str | None = None
     timeout: float = 600.0

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ValidationError
 from .auth import DEFAULT_WORKSPACE, Principal
 from .config import Config, StoredConfig, parse_config, split_config_id
 from .context import Endpoint, Outcome, RequestContext, new_trace_id
-from .errors import ConfigError, UpstreamProtocolError
+from .endpoints import EndpointCatalog, Upload
+from .errors import BadRequestError, ConfigError, UpstreamProtocolError
 from .models import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -37,7 +38,7 @@ from .models import (
 from .pipeline import Pipeline
 from .plugins import Hooks, check_hook_impls, describe_plugin, load_plugins, suggest_plugin
 from .responses import Response, SSEEvent, StreamResponse
-from .routing import HostPolicy, Plan, RequestTarget, build_plan
+from .routing import HostPolicy, Plan, RequestTarget, build_plan, route_by_model
 from .settings import Settings, load_settings
 
 __all__ = ["CallOptions", "ChunkStream", "Gateway", "SyncGateway"]
@@ -134,6 +135,11 @@ class Gateway:
         self.hooks.refresh(self.plugins)
         self.aliases = {a: c for loaded in self.plugins for a, c in loaded.aliases.items()}
         self.hosts = HostPolicy.from_settings(self.settings, self.hooks.backend_ports(self))
+        self.endpoints = EndpointCatalog(
+            ((p.name, spec) for p in self.plugins for spec in p.endpoints),
+            ((p.name, p.serves) for p in self.plugins if p.serves),
+        )
+        self._pipeline.catalog = self.endpoints
 
     def invalidate_plans(self) -> None:
         """Forget every routing plan built so far. A plugin whose ``resolve_virtual_key``
@@ -187,9 +193,24 @@ class Gateway:
         *,
         config: Config | Mapping[str, Any] | str | None = None,
         options: CallOptions | None = None,
+        params: Mapping[str, str] | None = None,
+        query: str = "",
+        uploads: Mapping[str, Upload] | None = None,
     ) -> RequestContext:
-        """Validate a request and resolve its routing plan; raise a 4xx :class:`GatewayError`."""
-        validate_request(endpoint, body)
+        """Validate a request and resolve its routing plan; raise a 4xx :class:`GatewayError`.
+
+        ``params``, ``query`` and ``uploads`` are the path parameters, query string and files
+        of a declared endpoint (see :mod:`hookgate.endpoints`)."""
+        spec = self.endpoints.spec(endpoint)
+        validate_request(endpoint, body, spec.request_model if spec is not None else None)
+        if spec is not None and spec.files:
+            for name in spec.files:
+                if name not in (uploads or {}):
+                    raise BadRequestError(
+                        f"invalid request: the form has no {name!r} file",
+                        param=name,
+                        code="invalid_request",
+                    )
         options = options or CallOptions()
         request = RequestTarget(
             provider=options.provider,
@@ -198,6 +219,66 @@ class Gateway:
             virtual_key=options.virtual_key,
         )
         principal = options.principal
+        model = body.get("model")
+        if type(model) is str and "/" in model:
+            routed = route_by_model(
+                model,
+                request,
+                providers=self.providers,
+                aliases=self.aliases,
+                is_virtual_key=lambda slug: self._is_virtual_key(slug, principal),
+            )
+            if routed is not None and not self._config_names_target(config, request, principal):
+                request, bare = routed
+                body = {**body, "model": bare}
+        resolved, plan = self._plan(config, request, principal)
+        timeout = options.timeout or plan.root.request_timeout or self.settings.gateway.timeout
+        return RequestContext(
+            endpoint=endpoint,
+            body=body,
+            plan=plan,
+            config=resolved,
+            trace_id=options.trace_id or new_trace_id(),
+            metadata=options.metadata,
+            headers=options.headers,
+            principal=principal,
+            spec=spec,
+            params=params or {},
+            query=query,
+            uploads=uploads or {},
+            cache_force_refresh=options.cache_force_refresh,
+            cache_namespace=options.cache_namespace,
+            timeout=timeout,
+        )
+
+    def _is_virtual_key(self, slug: str, principal: Principal | None) -> bool:
+        if slug in self.settings.virtual_keys:
+            return True
+        return self.hooks.resolve_virtual_key(slug, principal) is not None
+
+    def _config_names_target(
+        self,
+        config: Config | Mapping[str, Any] | str | None,
+        request: RequestTarget,
+        principal: Principal | None,
+    ) -> bool:
+        """Whether the request's config picks its own targets (then a model string that
+        would route is sent on as it is)."""
+        if config is None:
+            return False
+        resolved, _ = self._plan(config, request, principal)
+        return resolved is not None and (
+            resolved.provider is not None
+            or resolved.virtual_key is not None
+            or resolved.targets is not None
+        )
+
+    def _plan(
+        self,
+        config: Config | Mapping[str, Any] | str | None,
+        request: RequestTarget,
+        principal: Principal | None,
+    ) -> tuple[Config | None, Plan]:
         # Servers see the same few routings over and over (a config header's text, a provider
         # and key): a resolved plan is immutable, so it is built once per distinct input. A
         # stored config is looked up on every request (in the plugin's memory) and its plan
@@ -218,21 +299,7 @@ class Gateway:
                 if len(self._plans) >= _PLAN_CACHE_SIZE:
                     self._plans.pop(next(iter(self._plans)))
                 self._plans[key] = cached
-        resolved, plan = cached
-        timeout = options.timeout or plan.root.request_timeout or self.settings.gateway.timeout
-        return RequestContext(
-            endpoint=endpoint,
-            body=body,
-            plan=plan,
-            config=resolved,
-            trace_id=options.trace_id or new_trace_id(),
-            metadata=options.metadata,
-            headers=options.headers,
-            principal=principal,
-            cache_force_refresh=options.cache_force_refresh,
-            cache_namespace=options.cache_namespace,
-            timeout=timeout,
-        )
+        return cached
 
     def check_config(
         self, config: Config | Mapping[str, Any], principal: Principal | None = None
@@ -344,6 +411,32 @@ class Gateway:
         if not self._started:
             await self.start()
         return await self._pipeline.run(ctx)
+
+    async def request(
+        self,
+        endpoint: Endpoint,
+        body: Mapping[str, Any] | None = None,
+        *,
+        config: Config | Mapping[str, Any] | str | None = None,
+        options: CallOptions | Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        query: str = "",
+        uploads: Mapping[str, Upload] | None = None,
+    ) -> Response | StreamResponse:
+        """Any endpoint, core or declared, by name: the raw answer (JSON bytes, or a stream
+        of events). ``gw.request("responses", {"model": ..., "input": "Hi"})``."""
+        if isinstance(options, Mapping):
+            options = CallOptions(**options)
+        ctx = self.context(
+            endpoint,
+            dict(body or {}),
+            config=config,
+            options=options,
+            params=params,
+            query=query,
+            uploads=uploads,
+        )
+        return await self.handle(ctx)
 
     async def _create(
         self,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -35,7 +35,11 @@ from .errors import (
     UpstreamRedirectError,
     UpstreamTimeoutError,
 )
-from .responses import Response, SSEEvent, StreamResponse
+from .responses import RawChunk, Response, SSEEvent, StreamResponse
+
+if TYPE_CHECKING:
+    from .context import RequestContext
+    from .routing import Target
 
 __all__ = ["UpstreamClient", "parse_retry_after", "passthrough_headers"]
 
@@ -194,6 +198,138 @@ class UpstreamClient:
         response = Response(raw, status, passthrough_headers(resp_headers))
         response._parsed = parsed
         return response
+
+    async def forward(
+        self,
+        ctx: RequestContext,
+        target: Target,
+        base: str,
+        *,
+        headers: Mapping[str, str],
+        query: str = "",
+    ) -> Response | StreamResponse:
+        """Pass a declared endpoint's request (``ctx.spec``) to ``base`` + its upstream path,
+        as it came: JSON, a multipart form or no body; the answer JSON, bytes, an event stream
+        (``"stream": true``) or relayed bytes (``byte_stream``). ``query`` is added to the
+        request's own query string (Azure's ``api-version``)."""
+        spec = ctx.spec
+        if spec is None:
+            raise ValueError("forward() serves declared endpoints only")
+        url = base + spec.upstream(ctx.params)
+        joined = "&".join(q for q in (ctx.query, query) if q)
+        if joined:
+            url += "?" + joined
+        if spec.body == "none":
+            return await self.request_any(spec.method, url, headers=headers)
+        body = ctx.request_for(target)
+        if spec.body == "multipart":
+            form = aiohttp.FormData()
+            for name, value in body.items():
+                form.add_field(
+                    name, value if isinstance(value, str) else orjson.dumps(value).decode()
+                )
+            for name, upload in ctx.uploads.items():
+                form.add_field(
+                    name, upload.data, filename=upload.filename, content_type=upload.content_type
+                )
+            return await self.request_any(spec.method, url, headers=headers, form=form)
+        if spec.byte_stream:
+            return await self.stream_bytes(spec.method, url, headers=headers, body=body)
+        if spec.streams and body.get("stream"):
+            return await self.stream_events(
+                url, headers=headers, body=body, done_marker=spec.done_marker
+            )
+        return await self.request_any(spec.method, url, headers=headers, body=body)
+
+    async def request_any(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: Any = None,
+        form: aiohttp.FormData | None = None,
+    ) -> Response:
+        """Send JSON ``body`` (or a multipart ``form``, or nothing) and return the answer
+        whatever its type: JSON is checked and parsed, anything else (audio, a file's bytes)
+        is kept as it is with its content type."""
+        data: Any = form if form is not None else None if body is None else orjson.dumps(body)
+        sent = dict(headers) if form is not None else {**_JSON_HEADERS, **headers}
+        if body is None and form is None:
+            sent.pop("content-type", None)
+        try:
+            async with self.session.request(method, url, data=data, headers=sent) as resp:
+                raw = await resp.read()
+                status = resp.status
+                resp_headers = resp.headers
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(
+                "the upstream did not answer in time", provider=self.provider
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise self._connection_error(exc) from exc
+        if status >= 400:
+            raise self._status_error(status, raw, resp_headers, headers)
+        media_type = resp_headers.get("content-type", "application/json")
+        response = Response(raw, status, passthrough_headers(resp_headers), media_type=media_type)
+        if "json" in media_type.lower():
+            try:
+                response._parsed = orjson.loads(raw) if raw else None
+            except orjson.JSONDecodeError as exc:
+                raise UpstreamProtocolError(
+                    f"the upstream answered {status} with a body that is not valid JSON",
+                    provider=self.provider,
+                ) from exc
+        return response
+
+    async def stream_bytes(
+        self, method: str, url: str, *, headers: Mapping[str, str], body: Any
+    ) -> StreamResponse:
+        """Send JSON ``body`` and relay the answer's bytes as they arrive (speech audio)."""
+        try:
+            resp = await self.session.request(
+                method, url, data=orjson.dumps(body), headers={**_JSON_HEADERS, **headers}
+            )
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(
+                "the upstream did not answer in time", provider=self.provider
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise self._connection_error(exc) from exc
+        if resp.status >= 400:
+            try:
+                raw = await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                resp.close()
+                raise self._connection_error(exc) from exc
+            finally:
+                resp.release()
+            raise self._status_error(resp.status, raw, resp.headers, headers)
+        return StreamResponse(
+            events=self._chunks(resp),
+            status=resp.status,
+            headers=passthrough_headers(resp.headers),
+            done_marker=False,
+            media_type=resp.headers.get("content-type", "application/octet-stream"),
+        )
+
+    async def _chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[RawChunk]:
+        finished = False
+        try:
+            async for chunk in resp.content.iter_any():
+                yield RawChunk(chunk)
+            finished = True
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(
+                "the upstream stopped sending in the middle of the stream", provider=self.provider
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise self._connection_error(exc) from exc
+        finally:
+            if finished:
+                resp.release()
+            else:
+                resp.close()
 
     async def stream_events(
         self,

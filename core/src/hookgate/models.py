@@ -135,8 +135,10 @@ _CHEAP_CHECKS = {
 """What ChatCompletionRequest checks besides model and messages, as plain type tests."""
 
 
-def validate_request(endpoint: str, body: Any) -> None:
-    """Raise :class:`BadRequestError` naming the first problem of a request body."""
+def validate_request(endpoint: str, body: Any, model: type[BaseModel] | None = None) -> None:
+    """Raise :class:`BadRequestError` naming the first problem of a request body.
+
+    ``model`` validates a plugin's endpoint (its ``EndpointSpec.request_model``)."""
     if not isinstance(body, dict):
         raise BadRequestError(
             f"request body must be a JSON object, not {type(body).__name__}", code="invalid_body"
@@ -147,7 +149,8 @@ def validate_request(endpoint: str, body: Any) -> None:
         raise BadRequestError(
             "embeddings do not stream: leave out 'stream'", param="stream", code="invalid_request"
         )
-    model = _REQUEST_MODELS.get(endpoint)
+    if model is None:
+        model = _REQUEST_MODELS.get(endpoint)
     if model is None:
         return
     try:

@@ -9,16 +9,20 @@ runs after its last event.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from time import perf_counter
 
 import structlog
 
 from .context import Attempt, RequestContext
+from .endpoints import Bridge, EndpointCatalog
 from .errors import (
+    BadRequestError,
     GatewayError,
     ProviderError,
     RequestTimeoutError,
+    UpstreamProtocolError,
 )
 from .plugins import Hooks
 from .responses import Response, SSEEvent, StreamResponse
@@ -32,8 +36,10 @@ _NO_EVENT = SSEEvent(None)
 
 
 class Pipeline:
-    def __init__(self, hooks: Hooks) -> None:
+    def __init__(self, hooks: Hooks, catalog: EndpointCatalog | None = None) -> None:
         self.hooks = hooks
+        self.catalog = catalog or EndpointCatalog()
+        """Which provider serves which endpoint (the gateway keeps it current)."""
 
     async def run(self, ctx: RequestContext) -> Response | StreamResponse:
         """Answer ``ctx``. Raises the :class:`GatewayError` the client should see."""
@@ -74,6 +80,7 @@ class Pipeline:
                 status=response.status,
                 headers=response.headers,
                 done_marker=response.done_marker,
+                media_type=response.media_type,
             )
         ctx.completed = True
         ctx.finished = perf_counter()
@@ -142,7 +149,12 @@ class Pipeline:
     async def _call(
         self, ctx: RequestContext, target: Target
     ) -> tuple[Response | StreamResponse, SSEEvent]:
-        call = self.hooks.call_provider(ctx, target)
+        bridge = self.catalog.route(target.provider, ctx.endpoint)  # raises when unserved
+        call = (
+            self.hooks.call_provider(ctx, target)
+            if bridge is None
+            else self._bridged(ctx, target, bridge)
+        )
         if call is None:
             raise GatewayError(
                 f"no enabled plugin answered for provider {target.provider!r}",
@@ -164,6 +176,49 @@ class Pipeline:
                 status=408,
                 code="request_timeout",
             ) from exc
+
+    async def _bridged(
+        self, ctx: RequestContext, target: Target, bridge: Bridge
+    ) -> Response | StreamResponse:
+        """Call ``target`` through the endpoint it serves (``bridge.via``), translating the
+        request there and the answer back."""
+        body = ctx.request_for(target)
+        try:
+            translated = bridge.request(body)
+        except BadRequestError as exc:
+            # A ProviderError, so that a fallback group can hand the request to a target
+            # that serves the endpoint natively; alone, it is the client's 400.
+            raise ProviderError(
+                exc.message,
+                provider=target.provider,
+                status=400,
+                body=exc.to_dict(),
+                code=exc.code,
+            ) from exc
+        inner = dataclasses.replace(ctx, endpoint=bridge.via, body=translated, spec=None)
+        inner_target = dataclasses.replace(target, override_params={})  # applied above
+        call = self.hooks.call_provider(inner, inner_target)
+        if call is None:
+            raise GatewayError(
+                f"no enabled plugin answered for provider {target.provider!r}",
+                code="provider_not_served",
+            )
+        answer = await call
+        if isinstance(answer, StreamResponse):
+            return StreamResponse(
+                events=_closing(bridge.stream(body, answer.events), answer),
+                status=answer.status,
+                headers=answer.headers,
+                done_marker=bridge.done_marker,
+            )
+        try:
+            data = bridge.response(body, answer.json())
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise UpstreamProtocolError(
+                f"the {bridge.via} answer could not be translated to {ctx.endpoint}",
+                provider=target.provider,
+            ) from exc
+        return Response.from_json(data, answer.status, answer.headers)
 
     @staticmethod
     async def _first_event(
@@ -210,3 +265,17 @@ class Pipeline:
         start = perf_counter()
         await self.hooks.post_response(ctx, response)
         ctx.timings["post_response"] = perf_counter() - start
+
+
+async def _closing(
+    events: AsyncIterator[SSEEvent], upstream: StreamResponse
+) -> AsyncIterator[SSEEvent]:
+    """``events``, then the upstream stream they were made from closed, however they end."""
+    try:
+        async for event in events:
+            yield event
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
+        await upstream.aclose()

@@ -9,8 +9,10 @@ A plugin is a class or a module with ``@hookimpl`` functions. A class may declar
 calls ``Plugin(settings)``. Optional class attributes tell the core what the plugin serves:
 ``providers`` (provider names for ``call_provider``), ``aliases`` (alias -> canonical
 provider name; the plan carries the canonical one), ``strategies`` (strategy modes it orders
-in ``pre_request``), ``cache_modes`` (cache modes its ``cache_lookup`` serves) and
-``cache_match`` (``"exact"``, the default, or ``"similar"``: exact-match caches answer first).
+in ``pre_request``), ``cache_modes`` (cache modes its ``cache_lookup`` serves),
+``cache_match`` (``"exact"``, the default, or ``"similar"``: exact-match caches answer first),
+``endpoints`` (the :class:`~hookgate.endpoints.EndpointSpec` operations it adds) and ``serves``
+(provider name -> the endpoint names that provider serves; see :mod:`hookgate.endpoints`).
 A config naming a mode no enabled plugin declares is a 400 that names the plugin to enable.
 
 :class:`Hooks` is the one place ``pm.hook`` is called, behind typed async methods.
@@ -34,6 +36,7 @@ from pydantic import BaseModel, ValidationError
 from . import hookspecs
 from .config import StoredConfig, format_validation_error
 from .context import Decision, RequestContext
+from .endpoints import EndpointSpec
 from .errors import GatewayError, ProviderError, SettingsError
 from .observe import Gauge, Usage
 from .responses import Response, StreamResponse
@@ -98,6 +101,9 @@ class LoadedPlugin:
     """``exact`` or ``similar`` (the plugin's ``cache_match``): exact-match caches answer first."""
     aliases: dict[str, str] = field(default_factory=dict)
     """Alias -> canonical provider name (``yi`` -> ``lingyi``)."""
+    endpoints: tuple[EndpointSpec, ...] = ()
+    serves: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Provider name -> the endpoints it serves (absent: the plugin did not say)."""
     hooks: list[str] = field(default_factory=list)
 
 
@@ -208,6 +214,17 @@ def describe_plugin(
         raise SettingsError(
             f"plugin {name!r}: cache_match must be 'exact' or 'similar', not {tier!r}"
         )
+    endpoints = tuple(getattr(plugin, "endpoints", None) or ())
+    for spec in endpoints:
+        if not isinstance(spec, EndpointSpec):
+            raise SettingsError(
+                f"plugin {name!r}: its endpoints must be EndpointSpec objects, not "
+                f"{type(spec).__name__}"
+            )
+    serves = {
+        str(provider).lower(): tuple(names)
+        for provider, names in dict(getattr(plugin, "serves", None) or {}).items()
+    }
     return LoadedPlugin(
         name=name,
         plugin=plugin,
@@ -218,6 +235,8 @@ def describe_plugin(
         cache_modes=_names(name, "cache_modes", getattr(plugin, "cache_modes", ())),
         cache_tier=tier,
         aliases={k.lower(): v.lower() for k, v in dict(getattr(plugin, "aliases", {})).items()},
+        endpoints=endpoints,
+        serves=serves,
     )
 
 

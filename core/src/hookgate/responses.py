@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Response", "SSEEvent", "StreamResponse"]
+__all__ = ["RawChunk", "Response", "SSEEvent", "StreamResponse"]
 
 _NOTHING: Any = object()
 
@@ -28,6 +28,8 @@ class Response:
     headers: Mapping[str, str] = field(default_factory=dict)
     """Upstream headers worth passing to the client (``x-request-id``, rate-limit headers)."""
     _parsed: Any = field(default=_NOTHING, repr=False)
+    media_type: str = "application/json"
+    """What ``body`` is: JSON, or (for audio, file contents) the upstream's content type."""
 
     @classmethod
     def from_json(
@@ -58,6 +60,18 @@ class SSEEvent:
 
 
 @dataclass(slots=True)
+class RawChunk:
+    """A piece of a byte stream that is not server-sent events (speech audio)."""
+
+    raw: bytes
+    data: Any = None
+    event: str | None = None
+
+    def encode(self) -> bytes:
+        return self.raw
+
+
+@dataclass(slots=True)
 class StreamResponse:
     """A streamed answer whose status and headers have arrived; ``events`` yields the rest."""
 
@@ -66,6 +80,9 @@ class StreamResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
     done_marker: bool = True
     """Whether the wire format ends with ``data: [DONE]`` (OpenAI's does, Anthropic's not)."""
+    media_type: str = "text/event-stream"
+    """``text/event-stream``, or a byte stream's type (``audio/mpeg``) whose ``events`` are
+    :class:`RawChunk` objects."""
 
     async def aclose(self) -> None:
         """Stop the upstream stream early (client gone, timeout): releases its connection."""

@@ -15,7 +15,7 @@ order, and a ``single`` group (no strategy) uses its first child with a non-zero
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +34,7 @@ __all__ = [
     "Walk",
     "build_plan",
     "default_order",
+    "route_by_model",
 ]
 
 
@@ -168,6 +169,54 @@ class RequestTarget:
     api_key: str | None = field(default=None, repr=False)
     custom_host: str | None = None
     virtual_key: str | None = None
+
+
+MODEL_ROUTING_RULE = (
+    "model strings route: '@<virtual key>/<model>' uses that virtual key (or that provider, "
+    "when no virtual key has the name); '<provider>/<model>', with a provider or alias listed "
+    "above, uses that provider with the caller's key; any other model (meta-llama/...) is "
+    "sent as it is. x-portkey-provider, x-portkey-virtual-key and a config naming targets "
+    "win over the model string."
+)
+"""What ``hookgate providers`` prints about :func:`route_by_model`."""
+
+
+def route_by_model(
+    model: str,
+    request: RequestTarget,
+    *,
+    providers: Collection[str],
+    aliases: Mapping[str, str],
+    is_virtual_key: Callable[[str], bool],
+) -> tuple[RequestTarget, str] | None:
+    """The routing a model string names, and the model to send: None to send it as it is.
+
+    ``@<slug>/<model>`` (Portkey's form) picks the virtual key ``slug`` (or, when no virtual
+    key has that name, the provider ``slug``); ``<provider>/<model>`` (LiteLLM's form) picks
+    that provider when it is enabled under that name or an alias, and the caller's key (from
+    ``Authorization``) becomes that provider's key. Anything else, ``meta-llama/Llama-3-8b``
+    for Together, goes through unchanged, and so does every model string of a request that
+    already names its provider or virtual key. A config naming targets is checked by the
+    caller (the gateway), since it wins too.
+    """
+    if request.provider is not None or request.virtual_key is not None:
+        return None
+    prefix, _, rest = model.partition("/")
+    if not rest:
+        return None
+    if prefix.startswith("@"):
+        slug = prefix[1:]
+        if not slug:
+            return None
+        name = slug.lower()
+        if not is_virtual_key(slug) and (name in providers or name in aliases):
+            return replace(request, provider=name), rest
+        # An unknown slug is the plan's "unknown virtual key" 400, not a silent default.
+        return replace(request, virtual_key=slug), rest
+    name = prefix.lower()
+    if name in providers or name in aliases:
+        return replace(request, provider=name), rest
+    return None
 
 
 def default_order(group: Group) -> tuple[int, ...]:

@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from ..context import Endpoint, RequestContext
+from ..endpoints import EndpointSpec, Upload
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -40,7 +41,14 @@ from ..responses import Response, StreamResponse
 from .gate import GATEWAY_KEY, Gate, admitted, normalise_path, principal_of, scope_headers
 from .headers import request_options, response_headers
 
-__all__ = ["HookgateApp", "app_from_env", "create_app", "error_response", "read_json"]
+__all__ = [
+    "HookgateApp",
+    "app_from_env",
+    "create_app",
+    "declared_routes",
+    "error_response",
+    "read_json",
+]
 
 log = structlog.get_logger("hookgate.server")
 
@@ -69,8 +77,8 @@ def parse_json(body: bytes) -> Any:
         ) from exc
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The request body as JSON; 413 past ``limit`` bytes, 400 when it is not JSON."""
+async def read_bytes(request: Request, limit: int) -> bytes:
+    """The request body; 413 past ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -81,7 +89,49 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    return parse_json(b"".join(chunks))
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON; 413 past ``limit`` bytes, 400 when it is not JSON."""
+    return parse_json(await read_bytes(request, limit))
+
+
+async def read_multipart(
+    request: Request, limit: int, uploads: dict[str, Upload]
+) -> dict[str, Any]:
+    """A ``multipart/form-data`` body: its text fields (returned) and files (into
+    ``uploads``); 413 past ``limit`` bytes, 400 when it is not a form."""
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise BadRequestError(
+            "send this endpoint a multipart/form-data body", code="invalid_content_type"
+        )
+    raw = await read_bytes(request, limit)
+
+    async def once() -> AsyncIterator[bytes]:
+        yield raw
+
+    try:
+        form = await MultiPartParser(request.headers, once(), max_part_size=limit).parse()
+    except MultiPartException as exc:
+        raise BadRequestError(f"the form could not be read: {exc}", code="invalid_form") from exc
+    fields: dict[str, Any] = {}
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                fields[name] = value
+            else:
+                uploads[name] = Upload(
+                    value.filename or name,
+                    value.content_type or "application/octet-stream",
+                    await value.read(),
+                )
+    finally:
+        await form.close()
+    return fields
 
 
 ErrorRenderer = Callable[[GatewayError, dict[str, str]], StarletteResponse]
@@ -101,10 +151,12 @@ class API:
         body: Any,
         read_body: Callable[[], Awaitable[Any]] | None,
         scope: Mapping[str, Any],
+        **request: Any,
     ) -> tuple[Response | StreamResponse | GatewayError, dict[str, str]]:
         """Run one request through the pipeline: the answer (or the error to show) and the
         ``x-portkey-*`` headers. ``read_body`` is awaited for the JSON body. The gate has
-        checked the caller already and left what it found on ``scope``."""
+        checked the caller already and left what it found on ``scope``. ``request``: a
+        declared endpoint's ``params``, ``query`` and ``uploads``."""
         ctx: RequestContext | None = None
         try:
             if not admitted(scope):  # an open route that runs the pipeline: never
@@ -116,7 +168,7 @@ class API:
             config, options = request_options(
                 headers, self.server, scope.get(GATEWAY_KEY), principal_of(scope)
             )
-            ctx = self.gateway.context(endpoint, body, config=config, options=options)
+            ctx = self.gateway.context(endpoint, body, config=config, options=options, **request)
             response = await self.gateway.handle(ctx)
         except GatewayError as exc:
             return exc, response_headers(ctx) if ctx is not None else _trace_header(headers)
@@ -135,18 +187,32 @@ class API:
         response, headers = await self.answer(
             request.headers, endpoint, body, reader, request.scope
         )
-        if isinstance(response, GatewayError):
-            if render_error is not None:
-                return render_error(response, headers)
-            return error_response(response, headers)
-        if isinstance(response, StreamResponse):
-            return _streaming(response, headers)
-        return StarletteResponse(
-            response.body,
-            status_code=response.status,
-            media_type=JSON,
-            headers={**response.headers, **headers},
+        return _render(response, headers, render_error)
+
+    async def declared(self, request: Request, spec: EndpointSpec) -> StarletteResponse:
+        """A plugin's endpoint: its body read the way it declares, its path parameters and
+        query string kept, then the whole pipeline as for the core's endpoints."""
+        limit = self.server.max_body_bytes
+        uploads: dict[str, Upload] = {}
+        reader: Callable[[], Awaitable[Any]] | None
+        body: Any = None
+        if spec.body == "json":
+            reader = lambda: read_json(request, limit)  # noqa: E731
+        elif spec.body == "multipart":
+            reader = lambda: read_multipart(request, limit, uploads)  # noqa: E731
+        else:
+            reader, body = None, {}
+        response, headers = await self.answer(
+            request.headers,
+            spec.name,
+            body,
+            reader,
+            request.scope,
+            params={k: str(v) for k, v in request.path_params.items()},
+            query=request.url.query,
+            uploads=uploads,
         )
+        return _render(response, headers, spec.render_error)
 
     async def chat_completions(self, request: Request) -> StarletteResponse:
         return await self.handle(request, "chat.completions")
@@ -185,6 +251,38 @@ class API:
 _HEALTHY = b'{"status":"ok"}'
 
 
+def _render(
+    response: Response | StreamResponse | GatewayError,
+    headers: dict[str, str],
+    render_error: ErrorRenderer | None = None,
+) -> StarletteResponse:
+    if isinstance(response, GatewayError):
+        if render_error is not None:
+            return render_error(response, headers)
+        return error_response(response, headers)
+    if isinstance(response, StreamResponse):
+        return _streaming(response, headers)
+    return StarletteResponse(
+        response.body,
+        status_code=response.status,
+        media_type=response.media_type,
+        headers={**response.headers, **headers},
+    )
+
+
+def declared_routes(gateway: Gateway, api: API | None = None) -> list[Route]:
+    """One route per endpoint the enabled plugins declare (see :mod:`hookgate.endpoints`)."""
+    api = api or API(gateway)
+    routes = []
+    for spec in gateway.endpoints.specs.values():
+
+        async def handler(request: Request, spec: EndpointSpec = spec) -> StarletteResponse:
+            return await api.declared(request, spec)
+
+        routes.append(Route(spec.path, handler, methods=[spec.method], name=spec.name))
+    return routes
+
+
 def endpoint_route(
     gateway: Gateway,
     path: str,
@@ -212,7 +310,7 @@ def _streaming(response: StreamResponse, headers: dict[str, str]) -> StreamingRe
     return StreamingResponse(
         _sse(response),
         status_code=response.status,
-        media_type="text/event-stream",
+        media_type=response.media_type,
         headers={**response.headers, **headers, "cache-control": "no-cache"},
     )
 
@@ -223,6 +321,9 @@ async def _sse(response: StreamResponse) -> AsyncGenerator[bytes, None]:
             yield event.encode()
     except GatewayError as exc:
         # Headers are gone already: tell the client in the stream, then end it cleanly.
+        if not response.media_type.startswith("text/event-stream"):
+            log.warning("byte_stream_failed", error=exc.message)
+            return  # a byte stream (audio) cannot carry an error: it ends short
         if response.done_marker:
             yield b"data: " + exc.to_json() + b"\n\n"
         else:
@@ -281,6 +382,12 @@ class HookgateApp(Starlette):
         self._fast_post = {p: e for p, e in _FAST_POST.items() if p not in taken}
         self._fast_health = "/health" not in taken
         self._limit = api.server.max_body_bytes
+        # OpenAI's API answers without its version prefix too (LiteLLM serves
+        # /chat/completions): the first segments under /v1 that also work bare.
+        paths = [getattr(route, "path", "") for route in routes]
+        self._bare = frozenset(
+            p.split("/")[2] for p in paths if p.startswith("/v1/") and len(p.split("/")) > 2
+        ) - {p.split("/")[1] for p in paths if not p.startswith("/v1/")}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -290,6 +397,9 @@ class HookgateApp(Starlette):
             if normal != path:
                 scope["path"] = normal
                 path = normal
+            if not path.startswith("/v1/") and path.split("/", 2)[1] in self._bare:
+                path = "/v1" + path
+                scope["path"] = path
             if kind == "http" and scope["method"] == "POST":
                 endpoint = self._fast_post.get(path)
                 if endpoint is not None:
@@ -418,6 +528,7 @@ def create_app(gateway: Gateway) -> Starlette:
     api = API(gateway)
     routes: list[BaseRoute] = [
         *gateway.hooks.register_routes(gateway),
+        *declared_routes(gateway, api),
         Route("/v1/chat/completions", api.chat_completions, methods=["POST"]),
         Route("/v1/completions", api.completions, methods=["POST"]),
         Route("/v1/embeddings", api.embeddings, methods=["POST"]),

@@ -123,6 +123,10 @@ class Plugin(HTTPProvider):
 
     name = PROVIDER
     providers = (PROVIDER,)
+    # Anthropic's own endpoint and OpenAI's chat; the Responses API is bridged through chat.
+    serves: Mapping[str, tuple[str, ...]] = MappingProxyType(
+        {PROVIDER: ("chat.completions", "models", "messages")}
+    )
     # `hookgate providers` shows the base URL: the default here, the configured one on an instance.
     presets: Mapping[str, str] = MappingProxyType({PROVIDER: DEFAULT_BASE_URL})
     Settings = AnthropicSettings

@@ -54,6 +54,9 @@ class AzureOpenAISettings(HTTPProviderSettings):
     deployment_id: str | None = None
     """Default deployment; without one, the request's ``model`` names the deployment."""
     api_version: str = "2024-10-21"
+    responses_api_version: str = "2025-04-01-preview"
+    """``api-version`` for the Responses API (``/openai/responses``), which the GA
+    versions of the deployment API do not have."""
     base_url: str | None = None
     """Replaces ``https://{resource_name}.openai.azure.com/openai`` (a proxy, a sovereign cloud)."""
     auth: Auth = "api-key"
@@ -74,6 +77,21 @@ class Plugin(HTTPProvider):
 
     name = PROVIDER
     providers = (PROVIDER,)
+    # Azure keeps responses (create, retrieve, delete) like OpenAI; other OpenAI endpoints
+    # are refused with a 404 naming the provider.
+    serves: Mapping[str, tuple[str, ...]] = {
+        PROVIDER: (
+            "chat.completions",
+            "completions",
+            "embeddings",
+            "models",
+            "responses",
+            "responses.retrieve",
+            "responses.delete",
+            "responses.cancel",
+            "responses.input_items",
+        )
+    }
     presets: Mapping[str, str] = {PROVIDER: _TEMPLATE}
     Settings = AzureOpenAISettings
     settings: AzureOpenAISettings
@@ -113,6 +131,22 @@ class Plugin(HTTPProvider):
     def _query(self, target: Target) -> str:
         version = _option(target.options, "api_version", "apiVersion") or self.settings.api_version
         return f"?api-version={quote(str(version), safe='')}"
+
+    async def call(self, ctx: RequestContext, target: Target) -> Response | StreamResponse:
+        if ctx.spec is None:
+            return await super().call(ctx, target)
+        # A declared endpoint (the Responses API): per resource, the model names the
+        # deployment, and it needs a preview api-version.
+        options = target.options
+        version = _option(options, "responses_api_version", "responsesApiVersion")
+        version = version or self.settings.responses_api_version
+        return await self.client.forward(
+            ctx,
+            target,
+            self.base(target),
+            headers=self.headers(ctx, target),
+            query=f"api-version={quote(str(version))}",
+        )
 
     async def serve_models(self, ctx: RequestContext, target: Target) -> Response:
         url = f"{self.base(target)}/models{self._query(target)}"

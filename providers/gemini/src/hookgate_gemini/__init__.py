@@ -56,6 +56,7 @@ class Plugin(HTTPProvider):
 
     name = translate.PROVIDER
     providers = ("google", "gemini")
+    serves = {"google": ("chat.completions", "embeddings", "models")}
     aliases = {"gemini": "google"}
     presets = {"google": DEFAULT_BASE}
     Settings = GeminiSettings

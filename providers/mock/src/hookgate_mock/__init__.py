@@ -62,6 +62,7 @@ class Plugin:
     """The ``mock`` provider."""
 
     providers = ("mock",)
+    serves = {"mock": ("chat.completions", "completions", "embeddings", "models")}
     Settings = Behaviour
 
     def __init__(self, settings: Behaviour | None = None) -> None:

@@ -51,6 +51,31 @@ _PATHS = {
     "completions": "/completions",
     "embeddings": "/embeddings",
 }
+CORE = ("chat.completions", "completions", "embeddings", "models")
+OPENAI_ENDPOINTS = (
+    *CORE,
+    "responses",
+    "responses.retrieve",
+    "responses.delete",
+    "responses.cancel",
+    "responses.input_items",
+    "moderations",
+    "images.generations",
+    "audio.speech",
+    "audio.transcriptions",
+    "audio.translations",
+    "files.create",
+    "files.list",
+    "files.retrieve",
+    "files.delete",
+    "files.content",
+    "batches.create",
+    "batches.list",
+    "batches.retrieve",
+    "batches.cancel",
+)
+"""What OpenAI itself serves: requests of these endpoints pass through as they are (the
+endpoints other than the core's are declared by the plugins that add them)."""
 
 Auth = Literal["bearer", "none"]
 
@@ -61,6 +86,9 @@ class Preset:
 
     base_url: str
     auth: Auth = "bearer"
+    endpoints: tuple[str, ...] = CORE
+    """The endpoints the vendor serves in OpenAI's format; the rest are translated (the
+    Responses API through chat) or refused with a 404 naming the provider."""
     """``bearer``: ``Authorization: Bearer <key>`` with the target's key, else the configured one;
     ``none``: a local server without keys: only a key configured in plugins.toml is sent, never
     the caller's (an SDK's placeholder key stays on the client)."""
@@ -69,12 +97,17 @@ class Preset:
 
 PRESETS: Mapping[str, Preset] = MappingProxyType(
     {
-        "openai": Preset("https://api.openai.com/v1"),
+        "openai": Preset("https://api.openai.com/v1", endpoints=OPENAI_ENDPOINTS),
         "lingyi": Preset("https://api.lingyiwanwu.com/v1", aliases=("01-ai", "yi")),
         "deepseek": Preset("https://api.deepseek.com"),
-        "groq": Preset("https://api.groq.com/openai/v1"),
-        "mistral-ai": Preset("https://api.mistral.ai/v1"),
-        "together-ai": Preset("https://api.together.xyz/v1"),
+        "groq": Preset(
+            "https://api.groq.com/openai/v1",
+            endpoints=(*CORE, "audio.transcriptions", "audio.translations", "audio.speech"),
+        ),
+        "mistral-ai": Preset("https://api.mistral.ai/v1", endpoints=(*CORE, "moderations")),
+        "together-ai": Preset(
+            "https://api.together.xyz/v1", endpoints=(*CORE, "images.generations")
+        ),
         "openrouter": Preset("https://openrouter.ai/api/v1"),
         "ollama": Preset("http://localhost:11434/v1", auth="none"),
         "vllm": Preset("http://localhost:8000/v1", auth="none"),
@@ -97,6 +130,9 @@ class Upstream(BaseModel):
     """More provider names for this upstream."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra headers sent with every request to this upstream."""
+    endpoints: list[str] | None = None
+    """The endpoints it serves in OpenAI's format (default: the preset's list, or chat
+    completions, completions, embeddings and models for a new upstream)."""
 
 
 class OpenAISettings(HTTPProviderSettings):
@@ -118,6 +154,7 @@ class _Resolved:
     auth: Auth
     api_key: str | None
     headers: Mapping[str, str]
+    endpoints: tuple[str, ...] = CORE
 
 
 def _names(presets: Mapping[str, Preset]) -> dict[str, str]:
@@ -143,6 +180,9 @@ class Plugin(HTTPProvider):
         {alias: name for name, p in PRESETS.items() for alias in p.aliases}
     )
     presets: Mapping[str, str] = MappingProxyType({n: p.base_url for n, p in PRESETS.items()})
+    serves: Mapping[str, tuple[str, ...]] = MappingProxyType(
+        {n: p.endpoints for n, p in PRESETS.items()}
+    )
     Settings = OpenAISettings
     settings: OpenAISettings
     name = "openai"
@@ -166,6 +206,7 @@ class Plugin(HTTPProvider):
         self.providers = tuple(served)
         self.aliases = MappingProxyType({a: n for a, n in served.items() if a != n})
         self.presets = MappingProxyType({n: u.base_url for n, u in self._upstreams.items()})
+        self.serves = MappingProxyType({n: u.endpoints for n, u in self._upstreams.items()})
 
     def _resolve(self, settings: OpenAISettings) -> dict[str, _Resolved]:
         resolved = {}
@@ -186,12 +227,20 @@ class Plugin(HTTPProvider):
                     f"({', '.join(PRESETS)}): give it a base_url"
                 )
             auth = upstream.auth or (preset.auth if preset else "bearer")
+            endpoints = (
+                tuple(upstream.endpoints)
+                if upstream.endpoints is not None
+                else preset.endpoints
+                if preset
+                else CORE
+            )
             resolved[name] = _Resolved(
                 name,
                 base.rstrip("/"),
                 auth,
                 key or None,
                 {**self._static_headers, **upstream.headers},
+                endpoints,
             )
         return resolved
 
@@ -240,6 +289,8 @@ class Plugin(HTTPProvider):
         headers = self.headers(ctx, target, upstream)
         if ctx.endpoint == "models":
             return await self.client.request_json("GET", f"{base}/models", headers=headers)
+        if ctx.spec is not None:  # a plugin's endpoint in OpenAI's format: as it came
+            return await self.client.forward(ctx, target, base, headers=headers)
         path = _PATHS.get(ctx.endpoint)
         if path is None:
             raise ProviderError(
