@@ -2,7 +2,7 @@
 
 Azure serves OpenAI's bodies under
 ``/openai/deployments/{deployment}/{chat/completions,completions,embeddings}?api-version=...``
-(and ``/openai/models``), authenticated by an ``api-key`` header or an Entra ID
+(and ``/openai/models``, and the Responses API at ``/openai/responses``), authenticated by an ``api-key`` header or an Entra ID
 ``Authorization: Bearer`` token. Requests without ``api-version`` get Azure's 404, without a
 credential Azure's 401. Everything else (scripting, ``Reply``, streams, drops) is
 :class:`~tests.support.fake_openai.FakeOpenAI`'s.
@@ -44,6 +44,10 @@ class FakeAzureOpenAI(FakeOpenAI):
         app.router.add_post(base + "/completions", self._azure(self._completions))
         app.router.add_post(base + "/embeddings", self._azure(self._embeddings))
         app.router.add_get("/openai/models", self._azure(self._models))
+        # The Responses API is per resource (the model names the deployment), preview versions.
+        app.router.add_post("/openai/responses", self._azure(self._responses))
+        app.router.add_get("/openai/responses/{response_id}", self._azure(self._stored_response))
+        app.router.add_delete("/openai/responses/{response_id}", self._azure(self._stored_response))
         self.serve(app)
         return self
 

@@ -1,7 +1,9 @@
 """A fake OpenAI upstream that speaks the real wire protocol and can be told to misbehave.
 
-It serves ``/v1/chat/completions`` (JSON and SSE), ``/v1/completions``, ``/v1/embeddings`` and
-``/v1/models`` with OpenAI's bodies, headers and error shapes. Each request takes the next
+It serves ``/v1/chat/completions`` (JSON and SSE), ``/v1/completions``, ``/v1/embeddings``,
+``/v1/models`` and the Responses API (``POST /v1/responses`` as JSON or OpenAI's typed SSE
+events, ``GET``/``DELETE /v1/responses/{id}`` of the responses it stored) with OpenAI's
+bodies, headers and error shapes. Each request takes the next
 :class:`Reply` from the script (``fake.script(...)``), or answers normally when the script is
 empty. Everything it received is in ``fake.requests``.
 
@@ -54,6 +56,8 @@ class Reply:
     """For a stream: close the connection after this many events."""
     stream_delay: float = 0.0
     """For a stream: seconds between events."""
+    chunks: list[dict[str, Any]] | None = None
+    """For a chat stream: exactly these chunks instead of the derived ones."""
 
 
 def openai_error(status: int, message: str | None = None) -> dict[str, Any]:
@@ -94,6 +98,8 @@ class FakeOpenAI(FakeServer):
         self._script: deque[Reply] = deque()
         self._ids = itertools.count(1)
         self.default = Reply()
+        self.stored: dict[str, dict[str, Any]] = {}
+        """Responses kept by ``POST /v1/responses`` (unless ``store`` is false)."""
 
     @property
     def url(self) -> str:
@@ -120,8 +126,15 @@ class FakeOpenAI(FakeServer):
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_get("/v1/responses/{response_id}", self._stored_response)
+        app.router.add_delete("/v1/responses/{response_id}", self._stored_response)
+        self.add_routes(app)
         self.serve(app)
         return self
+
+    def add_routes(self, app: web.Application) -> None:
+        """More routes, for a subclass."""
 
     # ---- handlers -----------------------------------------------------------------------
 
@@ -177,6 +190,41 @@ class FakeOpenAI(FakeServer):
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         return await self._answer(request, chat_completion)
 
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        received, reply = await self._begin(request)
+        headers = self._common_headers(reply)
+        if reply.status >= 400:
+            received.outcome = "failed"
+            body = reply.json if reply.json is not None else openai_error(reply.status)
+            return web.json_response(body, status=reply.status, headers=headers, dumps=_dumps)
+        request_body = received.json or {}
+        answer = reply.json if reply.json is not None else response_object(request_body)
+        if request_body.get("store", True):
+            self.stored[answer["id"]] = answer
+        if not request_body.get("stream"):
+            return web.json_response(answer, headers=headers, dumps=_dumps)
+        stream = web.StreamResponse(
+            status=200, headers={**headers, "content-type": "text/event-stream"}
+        )
+        await stream.prepare(request)
+        for kind, data in response_events(answer):
+            await stream.write(f"event: {kind}\ndata: ".encode() + orjson.dumps(data) + b"\n\n")
+        await stream.write_eof()
+        return stream
+
+    async def _stored_response(self, request: web.Request) -> web.StreamResponse:
+        await self._begin(request)
+        response_id = request.match_info["response_id"]
+        if response_id not in self.stored:
+            error = openai_error(404, f"Response with id '{response_id}' not found.")
+            return web.json_response(error, status=404, dumps=_dumps)
+        if request.method == "DELETE":
+            del self.stored[response_id]
+            return web.json_response(
+                {"id": response_id, "object": "response", "deleted": True}, dumps=_dumps
+            )
+        return web.json_response(self.stored[response_id], dumps=_dumps)
+
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         return await self._answer(request, text_completion)
 
@@ -201,7 +249,8 @@ class FakeOpenAI(FakeServer):
             status=200, headers={**headers, "content-type": "text/event-stream"}
         )
         await response.prepare(request)
-        events = [orjson.dumps(chunk) for chunk in chat_chunks(received.json)] + [b"[DONE]"]
+        chunks = reply.chunks if reply.chunks is not None else chat_chunks(received.json)
+        events = [orjson.dumps(chunk) for chunk in chunks] + [b"[DONE]"]
         try:
             for count, data in enumerate(events):
                 if reply.drop_after is not None and count >= reply.drop_after:
@@ -340,3 +389,133 @@ def embeddings(body: dict[str, Any]) -> dict[str, Any]:
         "model": body.get("model", "text-embedding-3-small"),
         "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
     }
+
+
+def _input_text(body: dict[str, Any]) -> str:
+    items = body.get("input")
+    if isinstance(items, str):
+        return items
+    for item in reversed(items or []):
+        if isinstance(item, dict) and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, str):
+                return content
+            return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
+    return ""
+
+
+def response_object(body: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's Response for a request: the echo answer, as ``gpt-4o-mini`` gives it."""
+    text = f"fake: {_input_text(body)}"
+    number = next(_response_ids)
+    return {
+        "id": f"resp_fake_{number}",
+        "object": "response",
+        "created_at": 1700000000,
+        "status": "completed",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": body.get("model", "gpt-4o-mini"),
+        "output": [
+            {
+                "type": "message",
+                "id": f"msg_fake_{number}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ],
+        "parallel_tool_calls": True,
+        "previous_response_id": body.get("previous_response_id"),
+        "store": body.get("store", True),
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": body.get("tools") or [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": {
+            "input_tokens": _words(_input_text(body)),
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": _words(text),
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": _words(_input_text(body)) + _words(text),
+        },
+        "metadata": {},
+    }
+
+
+_response_ids = itertools.count(1)
+
+
+def response_events(response: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
+    """The typed events OpenAI streams for ``response``, in its order."""
+    sequence = itertools.count()
+
+    def event(kind: str, **fields: Any) -> tuple[str, dict[str, Any]]:
+        return kind, {"type": kind, "sequence_number": next(sequence), **fields}
+
+    started = {**response, "status": "in_progress", "output": [], "usage": None}
+    yield event("response.created", response=started)
+    yield event("response.in_progress", response=started)
+    for index, item in enumerate(response["output"]):
+        if item["type"] == "message":
+            yield event(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "status": "in_progress", "content": []},
+            )
+            for part_index, part in enumerate(item["content"]):
+                empty = {**part, "text": ""}
+                yield event(
+                    "response.content_part.added",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=part_index,
+                    part=empty,
+                )
+                words = part["text"].split(" ")
+                for i, word in enumerate(words):
+                    yield event(
+                        "response.output_text.delta",
+                        item_id=item["id"],
+                        output_index=index,
+                        content_index=part_index,
+                        delta=word if i == 0 else " " + word,
+                    )
+                yield event(
+                    "response.output_text.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=part_index,
+                    text=part["text"],
+                )
+                yield event(
+                    "response.content_part.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=part_index,
+                    part=part,
+                )
+        elif item["type"] == "function_call":
+            yield event(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "status": "in_progress", "arguments": ""},
+            )
+            yield event(
+                "response.function_call_arguments.delta",
+                item_id=item["id"],
+                output_index=index,
+                delta=item["arguments"],
+            )
+            yield event(
+                "response.function_call_arguments.done",
+                item_id=item["id"],
+                output_index=index,
+                arguments=item["arguments"],
+            )
+        yield event("response.output_item.done", output_index=index, item=item)
+    yield event("response.completed", response=response)

@@ -47,7 +47,6 @@ log = structlog.get_logger("hookgate_cache")
 STATE = "cache"
 """``ctx.state`` key of this plugin's per-request scratch (the key and max_age)."""
 
-CacheableEndpoint = Literal["chat.completions", "completions", "embeddings", "messages"]
 Seconds = Annotated[float, Field(gt=0)]
 
 
@@ -63,11 +62,13 @@ class CacheSettings(BaseModel):
     only requests that ask are cached."""
     default_max_age: Seconds = 7 * 24 * 3600.0
     """Seconds an entry lives when the request's ``cache`` block gives no ``max_age``."""
-    endpoints: list[CacheableEndpoint] = Field(
-        default_factory=lambda: list[CacheableEndpoint](
-            ["chat.completions", "completions", "embeddings", "messages"]
-        )
+    endpoints: list[str] = Field(
+        default_factory=lambda: ["chat.completions", "completions", "embeddings", "messages"]
     )
+    """Endpoints whose answers may be cached, besides every endpoint a plugin declares
+    ``cacheable`` (the Responses API)."""
+    declared_endpoints: bool = True
+    """False: cache only the endpoints listed above."""
     ignore_params: list[str] = Field(default_factory=lambda: ["user", "metadata", "store"])
     """Body fields left out of the key: they identify the caller or tag the call upstream
     but do not change the answer."""
@@ -228,9 +229,11 @@ class Plugin:
 
     def _asked(self, ctx: RequestContext) -> tuple[str, float] | None:
         """``(mode, max_age)`` when ``ctx`` is to be cached, else None."""
-        if ctx.endpoint not in self._endpoints:
-            return None
         settings = self.settings
+        if ctx.endpoint not in self._endpoints and not (
+            settings.declared_endpoints and ctx.spec is not None and ctx.spec.cacheable
+        ):
+            return None
         block = ctx.plan.root.cache
         if block is not None:
             mode = block.mode

@@ -117,6 +117,8 @@ def _stream_text(events: Iterable[Any]) -> str:
         delta = data.get("delta")  # Anthropic content_block_delta
         if isinstance(delta, dict) and isinstance(delta.get("text"), str):
             out.append(delta["text"])
+        elif isinstance(delta, str) and data.get("type") == "response.output_text.delta":
+            out.append(delta)  # the Responses API
     return "".join(out)
 
 
@@ -130,6 +132,11 @@ def _stream_usage_and_model(events: list[Any]) -> tuple[Usage | None, str | None
             continue
         if model is None and isinstance(data.get("model"), str):
             model = data["model"]
+        response = data.get("response")
+        if isinstance(response, dict):  # the Responses API's response.completed
+            if isinstance(response.get("model"), str):
+                model = model or response["model"]
+            data = response
         message = data.get("message")
         if isinstance(message, dict):  # Anthropic message_start
             if model is None and isinstance(message.get("model"), str):

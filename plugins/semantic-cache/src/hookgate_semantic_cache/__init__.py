@@ -33,6 +33,7 @@ import orjson
 import structlog
 from hookgate import (
     Gateway,
+    GatewayError,
     RequestContext,
     Response,
     SettingsError,
@@ -162,9 +163,24 @@ def _text(content: Any) -> str | None:
     return None
 
 
-def _question(ctx: RequestContext) -> tuple[str, Any] | None:
+def _chat_view(ctx: RequestContext) -> dict[str, Any] | None:
+    """The request as this cache reads it: chat completions and completions as they are; a
+    declared endpoint marked cacheable that is bridged through chat (the Responses API) as
+    its chat request; None for anything else."""
+    if ctx.endpoint in _CACHEABLE:
+        return ctx.body
+    spec = ctx.spec
+    bridge = spec.bridge if spec is not None and spec.cacheable else None
+    if bridge is None or bridge.via != "chat.completions":
+        return None
+    try:
+        return bridge.request(ctx.body)
+    except GatewayError:
+        return None  # untranslatable: the call will fail with that 400 anyway
+
+
+def _question(ctx: RequestContext, body: dict[str, Any]) -> tuple[str, Any] | None:
     """The compared text and the rest of the conversation; None if not cacheable."""
-    body = ctx.body
     if ctx.endpoint == "completions":
         prompt = body.get("prompt")
         return (prompt, None) if isinstance(prompt, str) else None
@@ -191,8 +207,8 @@ def _tenant(ctx: RequestContext) -> str:
     return digest.hexdigest()
 
 
-def _partition(ctx: RequestContext, rest: Any) -> str:
-    params = {k: v for k, v in ctx.body.items() if k not in _NOT_IN_PARTITION}
+def _partition(ctx: RequestContext, body: dict[str, Any], rest: Any) -> str:
+    params = {k: v for k, v in body.items() if k not in _NOT_IN_PARTITION}
     key = {
         "endpoint": ctx.endpoint,
         "stream": ctx.stream,
@@ -385,7 +401,8 @@ class Plugin:
     async def cache_lookup(self, ctx: RequestContext) -> Response | StreamResponse | None:
         # The core asks exact-match caches first (this plugin's cache_match is "similar")
         # and turns cache_consulted() and cache_similarity into the status it reports.
-        if ctx.endpoint not in _CACHEABLE:
+        body = _chat_view(ctx)
+        if body is None:
             return None
         max_age = self._max_age(ctx)
         if max_age is None:
@@ -395,11 +412,11 @@ class Plugin:
             # Asked for, but this process runs without a store (on_folder_in_use = "disable"):
             # a miss, as when Chroma is down.
             return None
-        question = _question(ctx)
+        question = _question(ctx, body)
         if question is None:
             return None
         text, rest = question
-        request = _Request(_partition(ctx, rest), text, max_age)
+        request = _Request(_partition(ctx, body, rest), text, max_age)
         ctx.state[NAME] = request
         if ctx.cache_force_refresh:
             return None
