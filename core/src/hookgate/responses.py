@@ -59,13 +59,15 @@ class SSEEvent:
         return b"event: " + self.event.encode() + b"\ndata: " + data + b"\n\n"
 
 
-@dataclass(slots=True)
-class RawChunk:
-    """A piece of a byte stream that is not server-sent events (speech audio)."""
+class RawChunk(SSEEvent):
+    """A piece of a byte stream that is not server-sent events (speech audio): ``data`` is
+    None, ``encode()`` gives the bytes as they came."""
 
-    raw: bytes
-    data: Any = None
-    event: str | None = None
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__(None)
+        self.raw = raw
 
     def encode(self) -> bytes:
         return self.raw

@@ -111,7 +111,7 @@ async def read_multipart(
         )
     raw = await read_bytes(request, limit)
 
-    async def once() -> AsyncIterator[bytes]:
+    async def once() -> AsyncGenerator[bytes, None]:
         yield raw
 
     try:
