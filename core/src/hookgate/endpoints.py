@@ -96,8 +96,10 @@ class EndpointSpec:
     ``ctx.body``, files in ``ctx.uploads``) or ``none`` (``ctx.body`` is empty; the query
     string is in ``ctx.query``)."""
     request_model: type[BaseModel] | None = None
-    """Validates the JSON body (a missing field is a 400 naming it); also documents it in
-    ``/openapi.json``."""
+    """Validates the JSON body, or a form's text fields (a missing field is a 400 naming
+    it); also documents it in ``/openapi.json``."""
+    files: tuple[str, ...] = ()
+    """The file parts a multipart body must have (``("file",)``)."""
     streams: bool = False
     """``"stream": true`` in the body makes the answer an event stream."""
     done_marker: bool = False

@@ -78,6 +78,10 @@ class ServerSettings(_Table):
     max_body_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
     graceful_shutdown_s: Annotated[float, Field(ge=0)] = 30.0
     cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the gateway (``https://app.example.com``; ``*``: any).
+    Empty (the default): no CORS headers, preflights are 405."""
+    cors_max_age: Annotated[int, Field(ge=0)] = 600
+    """Seconds a browser may cache a preflight's answer."""
     open_paths: list[str] = Field(default_factory=list)
     """GET paths answered without a gateway key (e.g. ``["/metrics"]`` for a scraper that
     cannot send one). ``/health`` and the short form of ``/ready`` are always open."""

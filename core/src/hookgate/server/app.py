@@ -388,8 +388,29 @@ class HookgateApp(Starlette):
         self._bare = frozenset(
             p.split("/")[2] for p in paths if p.startswith("/v1/") and len(p.split("/")) > 2
         ) - {p.split("/")[1] for p in paths if not p.startswith("/v1/")}
+        # CORS for browser apps, when [server] cors_origins lists origins: preflights are
+        # answered here, before any route (a browser sends no keys with them); the requests
+        # that follow meet the gateway-key check as every request does.
+        self._cors: Any = None
+        origins = api.server.cors_origins
+        if origins:
+            from starlette.middleware.cors import CORSMiddleware
+
+            self._cors = CORSMiddleware(
+                self._dispatch,
+                allow_origins=origins,
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["*"],
+                expose_headers=_EXPOSED,
+                max_age=api.server.cors_max_age,
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._cors is not None:
+            return await self._cors(scope, receive, send)
+        return await self._dispatch(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http" or kind == "websocket":
             path = scope["path"]
@@ -520,14 +541,40 @@ _CORE_PATHS = (
     "/v1/models",
     "/health",
     "/ready",
+    "/openapi.json",
 )
+_EXPOSED = [
+    "x-portkey-trace-id",
+    "x-portkey-provider",
+    "x-portkey-cache-status",
+    "x-portkey-last-used-option-index",
+    "x-portkey-retry-attempt-count",
+    "x-hookgate-trace-id",
+    "x-hookgate-provider",
+    "x-hookgate-cache-status",
+    "x-hookgate-last-used-option-index",
+    "x-hookgate-retry-attempt-count",
+    "x-request-id",
+    "retry-after",
+]
 
 
 def create_app(gateway: Gateway) -> Starlette:
     """The ASGI app serving ``gateway``; plugins' routes come first, so they may add paths."""
     api = API(gateway)
+    registered = gateway.hooks.register_routes(gateway)
+    document: list[bytes] = []
+
+    async def openapi(request: Request) -> StarletteResponse:
+        if not document:  # built on first use: every route is known by then
+            from .openapi import openapi_document
+
+            specs = gateway.endpoints.specs.values()
+            document.append(orjson.dumps(openapi_document(specs, registered)))
+        return StarletteResponse(document[0], media_type=JSON)
+
     routes: list[BaseRoute] = [
-        *gateway.hooks.register_routes(gateway),
+        *registered,
         *declared_routes(gateway, api),
         Route("/v1/chat/completions", api.chat_completions, methods=["POST"]),
         Route("/v1/completions", api.completions, methods=["POST"]),
@@ -535,6 +582,7 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/v1/models", api.models, methods=["GET"]),
         Route("/health", api.health, methods=["GET"]),
         Route("/ready", api.ready, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
 
     @contextlib.asynccontextmanager

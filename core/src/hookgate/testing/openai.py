@@ -3,7 +3,9 @@
 It serves ``/v1/chat/completions`` (JSON and SSE), ``/v1/completions``, ``/v1/embeddings``,
 ``/v1/models`` and the Responses API (``POST /v1/responses`` as JSON or OpenAI's typed SSE
 events, ``GET``/``DELETE /v1/responses/{id}`` of the responses it stored) with OpenAI's
-bodies, headers and error shapes. Each request takes the next
+bodies, headers and error shapes; and OpenAI's other endpoints: moderations,
+images/generations, audio/speech (audio bytes sent in chunks), audio/transcriptions
+(multipart), files (multipart upload, list, retrieve, delete, content) and batches. Each request takes the next
 :class:`Reply` from the script (``fake.script(...)``), or answers normally when the script is
 empty. Everything it received is in ``fake.requests``.
 
@@ -34,6 +36,9 @@ __all__ = [
     "chat_completion",
     "embeddings",
     "openai_error",
+    "response_events",
+    "response_object",
+    "speech_bytes",
     "text_completion",
 ]
 
@@ -100,6 +105,10 @@ class FakeOpenAI(FakeServer):
         self.default = Reply()
         self.stored: dict[str, dict[str, Any]] = {}
         """Responses kept by ``POST /v1/responses`` (unless ``store`` is false)."""
+        self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.forms: list[dict[str, Any]] = []
+        """What each multipart request carried: fields, and files as (name, type, bytes)."""
 
     @property
     def url(self) -> str:
@@ -129,6 +138,19 @@ class FakeOpenAI(FakeServer):
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_get("/v1/responses/{response_id}", self._stored_response)
         app.router.add_delete("/v1/responses/{response_id}", self._stored_response)
+        app.router.add_post("/v1/moderations", self._moderations)
+        app.router.add_post("/v1/images/generations", self._images)
+        app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_post("/v1/audio/transcriptions", self._transcription)
+        app.router.add_post("/v1/files", self._file_upload)
+        app.router.add_get("/v1/files", self._file_list)
+        app.router.add_get("/v1/files/{file_id}", self._file)
+        app.router.add_delete("/v1/files/{file_id}", self._file)
+        app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._batch_create)
+        app.router.add_get("/v1/batches", self._batch_list)
+        app.router.add_get("/v1/batches/{batch_id}", self._batch)
+        app.router.add_post("/v1/batches/{batch_id}/cancel", self._batch)
         self.add_routes(app)
         self.serve(app)
         return self
@@ -211,6 +233,165 @@ class FakeOpenAI(FakeServer):
             await stream.write(f"event: {kind}\ndata: ".encode() + orjson.dumps(data) + b"\n\n")
         await stream.write_eof()
         return stream
+
+    async def _moderations(self, request: web.Request) -> web.StreamResponse:
+        def answer(body: dict[str, Any]) -> dict[str, Any]:
+            inputs = body.get("input")
+            texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+            return {
+                "id": "modr-fake",
+                "model": body.get("model") or "omni-moderation-latest",
+                "results": [
+                    {
+                        "flagged": "kill" in str(text),
+                        "categories": {"violence": "kill" in str(text)},
+                        "category_scores": {"violence": 0.9 if "kill" in str(text) else 0.01},
+                    }
+                    for text in texts
+                ],
+            }
+
+        return await self._answer(request, answer)
+
+    async def _images(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(
+            request,
+            lambda body: {
+                "created": 1700000000,
+                "data": [{"b64_json": "aW1hZ2U="} for _ in range(body.get("n") or 1)],
+                "usage": {
+                    "input_tokens": _words(str(body.get("prompt"))),
+                    "output_tokens": 100,
+                    "total_tokens": _words(str(body.get("prompt"))) + 100,
+                    "input_tokens_details": {"text_tokens": 1, "image_tokens": 0},
+                },
+            },
+        )
+
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        received, reply = await self._begin(request)
+        if reply.status >= 400:
+            received.outcome = "failed"
+            return web.json_response(openai_error(reply.status), status=reply.status)
+        audio = speech_bytes((received.json or {}).get("input", ""))
+        response = web.StreamResponse(
+            status=200, headers={**self._common_headers(reply), "content-type": "audio/mpeg"}
+        )
+        await response.prepare(request)
+        for start in range(0, len(audio), 1024):  # as OpenAI does: chunks as they are made
+            await response.write(audio[start : start + 1024])
+            if reply.stream_delay:
+                await asyncio.sleep(reply.stream_delay)
+        await response.write_eof()
+        return response
+
+    async def _form(self, request: web.Request) -> tuple[Received, dict[str, Any]]:
+        fields: dict[str, Any] = {}
+        form = await request.post()
+        for name, value in form.items():
+            if isinstance(value, web.FileField):
+                fields[name] = (value.filename, value.content_type, value.file.read())
+            else:
+                fields[name] = value
+        self.forms.append(fields)
+        received = Received(
+            request.path,
+            request.method,
+            {k.lower(): v for k, v in request.headers.items()},
+            {k: v for k, v in fields.items() if isinstance(v, str)},
+            time.monotonic(),
+        )
+        self.requests.append(received)
+        return received, fields
+
+    async def _transcription(self, request: web.Request) -> web.StreamResponse:
+        _received, fields = await self._form(request)
+        name, _kind, data = fields["file"]
+        return web.json_response(
+            {
+                "text": f"fake transcript of {name} ({len(data)} bytes)",
+                "usage": {
+                    "type": "tokens",
+                    "input_tokens": 12,
+                    "output_tokens": 6,
+                    "total_tokens": 18,
+                },
+            },
+            headers={"x-request-id": f"req_fake_{next(self._ids)}"},
+        )
+
+    async def _file_upload(self, request: web.Request) -> web.StreamResponse:
+        _received, fields = await self._form(request)
+        name, _kind, data = fields["file"]
+        file_id = f"file-fake{len(self.files) + 1}"
+        meta = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": 1700000000,
+            "filename": name,
+            "purpose": fields.get("purpose"),
+        }
+        self.files[file_id] = (meta, data)
+        return web.json_response(meta)
+
+    async def _file_list(self, request: web.Request) -> web.StreamResponse:
+        await self._begin(request)
+        purpose = request.query.get("purpose")
+        data = [m for m, _ in self.files.values() if purpose in (None, m["purpose"])]
+        return web.json_response({"object": "list", "data": data, "has_more": False})
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        await self._begin(request)
+        file_id = request.match_info["file_id"]
+        if file_id not in self.files:
+            return web.json_response(
+                openai_error(404, f"No such File object: {file_id}"), status=404
+            )
+        if request.method == "DELETE":
+            del self.files[file_id]
+            return web.json_response({"id": file_id, "object": "file", "deleted": True})
+        return web.json_response(self.files[file_id][0])
+
+    async def _file_content(self, request: web.Request) -> web.StreamResponse:
+        await self._begin(request)
+        file_id = request.match_info["file_id"]
+        if file_id not in self.files:
+            return web.json_response(
+                openai_error(404, f"No such File object: {file_id}"), status=404
+            )
+        return web.Response(body=self.files[file_id][1], content_type="application/octet-stream")
+
+    async def _batch_create(self, request: web.Request) -> web.StreamResponse:
+        received, _reply = await self._begin(request)
+        body = received.json or {}
+        batch_id = f"batch_fake{len(self.batches) + 1}"
+        batch = {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": body.get("endpoint"),
+            "input_file_id": body.get("input_file_id"),
+            "completion_window": body.get("completion_window"),
+            "status": "validating",
+            "created_at": 1700000000,
+        }
+        self.batches[batch_id] = batch
+        return web.json_response(batch)
+
+    async def _batch_list(self, request: web.Request) -> web.StreamResponse:
+        await self._begin(request)
+        limit = int(request.query.get("limit", "20"))
+        data = list(self.batches.values())[:limit]
+        return web.json_response({"object": "list", "data": data, "has_more": False})
+
+    async def _batch(self, request: web.Request) -> web.StreamResponse:
+        await self._begin(request)
+        batch_id = request.match_info["batch_id"]
+        if batch_id not in self.batches:
+            return web.json_response(openai_error(404, f"No batch {batch_id}"), status=404)
+        if request.path.endswith("/cancel"):
+            self.batches[batch_id]["status"] = "cancelling"
+        return web.json_response(self.batches[batch_id])
 
     async def _stored_response(self, request: web.Request) -> web.StreamResponse:
         await self._begin(request)
@@ -519,3 +700,8 @@ def response_events(response: dict[str, Any]) -> Iterable[tuple[str, dict[str, A
             )
         yield event("response.output_item.done", output_index=index, item=item)
     yield event("response.completed", response=response)
+
+
+def speech_bytes(text: str) -> bytes:
+    """Stand-in audio for ``text``: an MP3 frame header, then bytes derived from the text."""
+    return b"\xff\xfb\x90\x00" + (text.encode() * 400)[:8000]

@@ -44,6 +44,8 @@ from hookgate import (
 from hookgate.errors import SettingsError
 from pydantic import BaseModel, ConfigDict, Field
 
+from .endpoints import OPENAI_API
+
 __all__ = ["PRESETS", "OpenAISettings", "Plugin", "Preset", "Settings", "Upstream"]
 
 _PATHS = {
@@ -180,6 +182,9 @@ class Plugin(HTTPProvider):
         {alias: name for name, p in PRESETS.items() for alias in p.aliases}
     )
     presets: Mapping[str, str] = MappingProxyType({n: p.base_url for n, p in PRESETS.items()})
+    # OpenAI's other endpoints (moderations, images, audio, files, batches), declared here
+    # because this plugin is what serves them.
+    endpoints = OPENAI_API
     serves: Mapping[str, tuple[str, ...]] = MappingProxyType(
         {n: p.endpoints for n, p in PRESETS.items()}
     )
