@@ -72,7 +72,7 @@ def test_the_document_lists_every_route_and_portkey_headers(server):
     assert "audio/mpeg" in speech
 
 
-MAX_EXAMPLES = 10
+MAX_EXAMPLES = 6
 """Per operation and mode (valid and invalid data): bounded, so the run stays quick."""
 
 
