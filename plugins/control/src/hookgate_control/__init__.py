@@ -1,0 +1,280 @@
+"""hookgate-control: the control plane.
+
+Versioned configs with rollback, virtual keys encrypted at rest, workspaces, roles, gateway
+keys and an audit log, in a SQLite store beside plugins.toml, managed through Portkey's admin
+API (``/v1/configs``, ``/v1/virtual-keys``, ``/v1/api-keys``, ``/v1/admin/workspaces``) or the
+CLI (``hookgate workspaces|keys|configs|vkeys``).
+
+On the request path the plugin answers the core's ``authenticate``, ``resolve_config`` and
+``resolve_virtual_key`` hooks from an in-memory :class:`~hookgate_control.snapshot.Snapshot`;
+each worker refreshes it in the background from the store's change feed (``poll_interval``),
+so a change is live everywhere within a second and no request waits on the database. When the
+store is unreachable, requests go on from the last snapshot and changes answer 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import structlog
+from hookgate import hookimpl
+from hookgate.auth import DEFAULT_WORKSPACE, Principal
+from hookgate.config import StoredConfig
+from hookgate.errors import AuthenticationError, PermissionDeniedError
+from hookgate.settings import VirtualKey
+from pydantic import BaseModel, ConfigDict, Field
+
+from .crypto import MasterKey, MasterKeyError
+from .roles import may_call
+from .service import ControlPlane
+from .snapshot import Snapshot, hash_key
+from .store import ControlStore, SQLiteStore, StoreUnavailable
+
+if TYPE_CHECKING:
+    import click
+    from hookgate import Gateway, RequestContext
+
+__all__ = ["ADMIN_KEY_ENV", "ControlSettings", "Plugin"]
+
+log = structlog.get_logger("hookgate.control")
+
+ADMIN_KEY_ENV = "HOOKGATE_ADMIN_KEY"
+
+
+class ControlSettings(BaseModel):
+    """``[plugins.control]``. Relative paths are relative to plugins.toml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: str = ".hookgate/control.db"
+    """The SQLite file holding workspaces, keys, configs, virtual keys and the audit log."""
+    master_key_file: str = ".hookgate/master.key"
+    """Where the master key lives when ``HOOKGATE_MASTER_KEY`` is not set (created, 0600)."""
+    poll_interval: Annotated[float, Field(gt=0, le=5)] = 0.25
+    """Seconds between two checks for changes made by other workers or instances."""
+    busy_timeout: Annotated[float, Field(gt=0)] = 5.0
+    """Seconds a write waits for another writer's lock before answering 503."""
+
+
+def _beside(path: str, source: str) -> Path:
+    found = Path(path).expanduser()
+    if found.is_absolute() or source.startswith("<"):
+        return found
+    return Path(source).resolve().parent / found
+
+
+class Plugin:
+    Settings = ControlSettings
+
+    def __init__(self, settings: ControlSettings | None = None) -> None:
+        self.settings = settings or ControlSettings()
+        self.snapshot = Snapshot()
+        self.gateway: Gateway | None = None
+        self.master: MasterKey | None = None
+        self.problem: str | None = None
+        self._store: ControlStore | None = None
+        self._plane: ControlPlane | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock: asyncio.Lock | None = None
+        self._source = "<defaults>"
+
+    # ---- wiring -------------------------------------------------------------------------
+
+    def bind(
+        self,
+        source: str,
+        toml_configs: Sequence[str],
+        toml_virtual_keys: Sequence[str],
+        validate: Any,
+    ) -> ControlPlane:
+        """Open the store named by the settings (relative to ``source``, the plugins.toml)."""
+        self._source = source
+        self._store = SQLiteStore(
+            _beside(self.settings.store, source), busy_timeout=self.settings.busy_timeout
+        )
+        self._plane = ControlPlane(
+            store=self._store,
+            master_key_file=_beside(self.settings.master_key_file, source),
+            validate=validate,
+            toml_configs=frozenset(toml_configs),
+            toml_virtual_keys=frozenset(toml_virtual_keys),
+        )
+        return self._plane
+
+    @property
+    def plane(self) -> ControlPlane:
+        assert self._plane is not None, "the control plugin has not started"
+        return self._plane
+
+    @hookimpl
+    async def startup(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        settings = gateway.settings
+
+        def validate(config: dict[str, Any], workspace: str) -> None:
+            gateway.check_config(config, _as_member(workspace))
+
+        plane = self.bind(
+            settings.source, list(settings.configs), list(settings.virtual_keys), validate
+        )
+        self._lock = asyncio.Lock()
+        try:
+            await asyncio.to_thread(self._open, plane)
+        except (StoreUnavailable, MasterKeyError) as exc:
+            self.problem = str(exc)
+            log.warning("control_store_unavailable", error=str(exc))
+        with contextlib.suppress(StoreUnavailable):
+            await self.refresh()
+        self._task = asyncio.create_task(self._poll(), name="hookgate-control-poll")
+
+    def _open(self, plane: ControlPlane) -> None:
+        assert self._store is not None
+        self._store.migrate()
+        self.master = plane.master_key()
+        seed = os.environ.get(ADMIN_KEY_ENV)
+        if seed and not plane.keys_exist():
+            with contextlib.suppress(Exception):  # another worker seeded it first
+                plane.create_key(
+                    None,
+                    {"name": ADMIN_KEY_ENV, "role": "admin", "key": seed},
+                    bootstrap=True,
+                )
+                log.info("admin_key_seeded", source=ADMIN_KEY_ENV)
+
+    @hookimpl
+    async def shutdown(self, gateway: Gateway) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @hookimpl
+    def ready(self, gateway: Gateway) -> list[str]:
+        return [self.problem] if self.problem else []
+
+    async def refresh(self) -> None:
+        """Bring the snapshot up to date with the store (cheap when nothing changed)."""
+        assert self._store is not None and self._lock is not None
+        store = self._store
+        async with self._lock:
+            snapshot = self.snapshot
+            try:
+                generation = await asyncio.to_thread(store.generation)
+                if generation == snapshot.generation:
+                    self._recovered()
+                    return
+                change = await asyncio.to_thread(store.changes_since, snapshot.generation)
+            except StoreUnavailable as exc:
+                if self.problem is None:
+                    log.warning("control_store_unavailable", error=str(exc))
+                self.problem = f"control store unavailable: {exc}"
+                raise
+            if change.virtual_keys and any(
+                row["key_id"] and (self.master is None or row["key_id"] != self.master.id)
+                for row in change.virtual_keys
+            ):
+                # Rotated by `hookgate vkeys rotate-master-key`: the key file holds the new one.
+                with contextlib.suppress(MasterKeyError, OSError):
+                    self.master = await asyncio.to_thread(self.plane.master_key)
+            self.snapshot = snapshot.apply(change, self.master)
+            self._recovered()
+            if change.virtual_keys and self.gateway is not None:
+                self.gateway.invalidate_plans()
+
+    def _recovered(self) -> None:
+        if self.problem is not None and self.problem.startswith("control store unavailable"):
+            log.info("control_store_available")
+            self.problem = None
+
+    async def _poll(self) -> None:
+        interval = self.settings.poll_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except StoreUnavailable:
+                continue
+            except Exception:
+                log.exception("control_refresh_failed")
+
+    # ---- the request path ---------------------------------------------------------------
+
+    @hookimpl
+    def authenticate(self, token: str | None, headers: Mapping[str, str]) -> Principal | None:
+        snapshot = self.snapshot
+        if token:
+            entry = snapshot.keys.get(hash_key(token))
+            if entry is not None:
+                principal = entry.principal
+                if principal.expires_at is not None and principal.expires_at <= time.time():
+                    raise AuthenticationError(
+                        "this gateway key has expired", code="expired_api_key"
+                    )
+                return principal
+        if snapshot.keys_exist:
+            raise AuthenticationError(
+                "a valid gateway key is required in the x-portkey-api-key header"
+                if token is None
+                else "invalid gateway key (unknown or revoked)"
+            )
+        return None
+
+    @hookimpl
+    def resolve_config(
+        self, config_id: str, version: str | None, principal: Principal | None
+    ) -> StoredConfig | None:
+        entry = self.snapshot.configs.get(config_id)
+        if entry is None or entry.current is None or not _sees(principal, entry.workspace):
+            return None
+        if version is None:
+            return entry.stored(entry.current)
+        return entry.pinned(version)
+
+    @hookimpl
+    def resolve_virtual_key(self, slug: str, principal: Principal | None) -> VirtualKey | None:
+        found = self.snapshot.virtual_keys.get(slug)
+        if found is None or not _sees(principal, found[0]):
+            return None
+        return found[1]
+
+    @hookimpl(tryfirst=True)
+    def pre_request(self, ctx: RequestContext) -> None:
+        principal = ctx.principal
+        if principal is None or principal.source != "control":
+            return
+        if not may_call(principal):
+            raise PermissionDeniedError(
+                f"key {principal.name!r} is a viewer without the completions.write scope: "
+                "it may read the admin API but not call models"
+            )
+
+    # ---- routes and commands ------------------------------------------------------------
+
+    @hookimpl
+    def register_routes(self, gateway: Gateway) -> list[Any]:
+        from .api import routes
+
+        return routes(self, gateway)
+
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        from .cli import register
+
+        register(cli)
+
+
+def _sees(principal: Principal | None, workspace: str) -> bool:
+    if principal is None:
+        return workspace == DEFAULT_WORKSPACE
+    return principal.may_use_workspace(workspace)
+
+
+def _as_member(workspace: str) -> Principal:
+    return Principal(key_id="validation", name="validation", workspace=workspace, role="member")
