@@ -63,6 +63,12 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, ok: bool = True, input: str | None = None) -> Any:
+        # `hookgate` adds plugin commands once per process, for the plugins.toml it first
+        # sees; an earlier test in this process may have used one without `control`.
+        if "keys" not in cli.commands:
+            from hookgate_control.cli import register
+
+            register(cli)
         result = self.runner.invoke(cli, [*args, "--config", str(self.config)], input=input)
         if ok:
             assert result.exit_code == 0, (result.output, result.exception)
