@@ -44,6 +44,7 @@ _EXPORTS = {
     "Response": "responses",
     "SSEEvent": "responses",
     "StreamResponse": "responses",
+    "Service": "services",
     "Group": "routing",
     "Plan": "routing",
     "Target": "routing",
@@ -69,6 +70,7 @@ __all__ = [
     "RequestContext",
     "Response",
     "SSEEvent",
+    "Service",
     "SettingsError",
     "StreamResponse",
     "SyncGateway",
@@ -94,6 +96,7 @@ if TYPE_CHECKING:
     from .provider import HTTPProvider, HTTPProviderSettings
     from .responses import Response, SSEEvent, StreamResponse
     from .routing import Group, Plan, Target
+    from .services import Service
 
 
 def __getattr__(name: str) -> Any:

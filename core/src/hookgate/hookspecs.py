@@ -9,7 +9,8 @@ A request flows through five hooks::
 and more tie plugins to the process: ``startup`` and ``shutdown`` open and close their
 connection pools, ``ready`` reports backends' health, ``backend_addresses`` names them (so
 no request may reach them), ``register_routes`` and ``register_commands`` add HTTP routes
-and CLI subcommands. Three let a plugin hold what plugins.toml declares statically (the control
+and CLI subcommands, ``server_services`` names the processes ``hookgate serve`` runs beside
+its workers. Three let a plugin hold what plugins.toml declares statically (the control
 plane's store): ``authenticate`` turns a gateway key into a :class:`~hookgate.auth.Principal`,
 ``resolve_config`` a config id into a stored config, ``resolve_virtual_key`` a virtual key's
 slug into its provider and key. They run on the request path, so an implementation answers
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from .observe import Gauge, Usage
     from .responses import Response, StreamResponse
     from .routing import Target
+    from .services import Service
     from .settings import VirtualKey
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
@@ -174,6 +176,29 @@ def backend_addresses(gateway: Gateway) -> Sequence[str] | None:
     host's port. Called when the gateway is built and again after ``startup`` (so a backend
     a plugin started, such as a supervised Chroma server, is included). Never put a
     password into the answer: only the port is kept.
+    """
+
+
+@hookspec
+def server_services(gateway: Gateway) -> Sequence[Service] | None:
+    """Name the processes ``hookgate serve`` must run for its workers (a shared store).
+
+    Called once, synchronously, in the server's parent process, after the gateway is built
+    and before any worker is forked; never in embedded use. Return :class:`~hookgate.services.Service`
+    commands (or None). The contract:
+
+    - The parent starts every service before it forks the workers, but does not wait for
+      them: a worker may get requests before a service answers, so the plugin must treat a
+      service it cannot reach yet like a broken backend (a miss and a warning) and say so in
+      its ``ready`` hook.
+    - A service that exits while the server runs is started again (after 0.2 s, doubling up
+      to 5 s while it keeps failing); it must pick up its state from disk.
+    - When the server stops, every service gets SIGTERM after the workers have finished, and
+      SIGKILL ``stop_timeout`` seconds later.
+    - The workers are forked from the process this hook ran in: what the implementation
+      stores on the plugin object (an address, a token) is what each worker starts with.
+    - Raise :class:`~hookgate.errors.SettingsError` to refuse to serve (a resource already in
+      use by another server): ``hookgate serve`` exits with its message.
     """
 
 

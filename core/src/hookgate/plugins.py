@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from .auth import Principal
     from .gateway import Gateway
+    from .services import Service
 
 __all__ = [
     "Hooks",
@@ -564,6 +565,13 @@ class Hooks:
 
     def register_commands(self, cli: click.Group) -> None:
         self._hook.register_commands(cli=cli)
+
+    def server_services(self, gateway: Gateway) -> list[Service]:
+        """Every plugin's services for ``hookgate serve``, in plugin order."""
+        services: list[Service] = []
+        for result in reversed(self._hook.server_services(gateway=gateway)):
+            services.extend(result)
+        return services
 
     async def _each(self, hook_name: str, kwargs: dict[str, Any]) -> None:
         for name, call in self._callers[hook_name]:

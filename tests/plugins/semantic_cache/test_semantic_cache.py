@@ -80,6 +80,25 @@ async def test_a_paraphrase_hits_and_an_unrelated_question_misses(gw: Gateway) -
     )
 
 
+async def test_concurrent_lookups_each_get_their_own_answer(gw: Gateway) -> None:
+    """Lookups in flight together are answered in one batch: none gets another's answer."""
+    topics = [
+        "reset my password", "change my billing address", "cancel my subscription",
+        "download my invoices", "delete my account", "update my phone number",
+        "contact customer support", "change my email address",
+    ]  # fmt: skip
+    models = ["mock-a", "mock-b"]  # two partitions: the same question, two answers
+    await asyncio.gather(*(ask(gw, f"How do I {t}?", model=m) for t in topics for m in models))
+    answers = await asyncio.gather(
+        *(ask(gw, f"How can I {t}?", model=m) for t in topics for m in models)
+    )
+    expected = [f"[mock] you said: How do I {t}?" for t in topics for _ in models]
+    assert [a[0] for a in answers] == expected
+    assert {a[1] for a in answers} == {"SEMANTIC HIT"}
+    exact = await asyncio.gather(*(ask(gw, f"How do I {t}?", model="mock-b") for t in topics))
+    assert {e[1] for e in exact} == {"HIT"}
+
+
 async def test_requests_that_do_not_ask_are_not_cached(gw: Gateway) -> None:
     for _ in range(2):
         assert (await ask(gw, "Hi there", config=None))[1] == "DISABLED"

@@ -45,6 +45,10 @@ def serve(
     are forked from it: they start at once, share the imported code's memory, and listen
     on one socket. This process forwards SIGTERM/SIGINT to them and returns when all have
     finished their in-flight requests (at most ``graceful_shutdown_s``).
+
+    Before the workers start, this process starts the services plugins ask for
+    (``server_services`` hook: a store every worker shares), keeps them running, and stops
+    them after the workers have stopped.
     """
     _on_stop(_exit_now)  # a stop request during start-up is a clean exit too
     try:
@@ -90,10 +94,12 @@ def serve(
     from ..gateway import Gateway
     from .app import create_app
     from .protocol import protocol_class
+    from .services import ServiceSupervisor
 
     # The app, its gateway and every plugin are built once, here, before any fork.
     gateway = Gateway(settings)
     app = create_app(gateway)
+    services = ServiceSupervisor(gateway.hooks.server_services(gateway))
     config = uvicorn.Config(
         app,
         host=host,
@@ -117,9 +123,15 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
-    if workers == 1:
-        sys.exit(_run_worker(config, None))
-    sys.exit(_supervise(config, config.bind_socket(), workers))
+    services.start()
+    try:
+        if workers == 1:
+            code = _run_worker(config, None)
+        else:
+            code = _supervise(config, config.bind_socket(), workers)
+    finally:
+        services.stop()
+    sys.exit(code)
 
 
 SERVER_DIR_ENV = "HOOKGATE_SERVER_DIR"
@@ -170,7 +182,10 @@ def _run_worker(config: Any, sock: socket.socket | None) -> int:
 
 
 def _supervise(config: Any, sock: socket.socket, workers: int) -> int:
-    """Fork ``workers`` processes serving ``sock``; replace one that dies; stop on a signal."""
+    """Fork ``workers`` processes serving ``sock``; replace one that dies; stop on a signal.
+
+    Children that are not workers (the plugins' services) are left to their supervisor.
+    """
     stopping = False
     children: dict[int, int] = {}
 
@@ -203,7 +218,9 @@ def _supervise(config: Any, sock: socket.socket, workers: int) -> int:
             pid, status = os.wait()
         except ChildProcessError:
             break
-        children.pop(pid, None)
+        if pid not in children:  # a service (its supervisor restarts it) or a stray child
+            continue
+        children.pop(pid)
         code = os.waitstatus_to_exitcode(status)
         if stopping:
             failed = failed or code not in (0, -signal.SIGTERM)

@@ -16,6 +16,10 @@ answer, ``SEMANTIC HIT`` for a semantic one, else ``SEMANTIC MISS``. Either way
 ``ctx.cache_similarity`` is the nearest candidate's similarity and ``ctx.cache_reason``
 says why it was served or refused. A broken store or embedder is a miss and a warning,
 never an error.
+
+Where the store lives: in this process (embedded use), or, under ``hookgate serve``, in
+one semantic-cache service that the server's parent runs for all its workers
+(:mod:`.service`); either way the :class:`~.engine.Engine` batches concurrent lookups.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import orjson
 import structlog
@@ -36,6 +42,7 @@ from hookgate import (
     GatewayError,
     RequestContext,
     Response,
+    Service,
     SettingsError,
     SSEEvent,
     StreamResponse,
@@ -45,19 +52,19 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .embedders import (
     Embedder,
-    EmbeddingError,
     GatewayEmbedder,
     MiniLMEmbedder,
     OpenAIEmbedder,
 )
-from .store import Candidate, ChromaStore, FolderLock
-from .verify import MIN_SIMILARITY, Verdict, verify_batch
+from .engine import Engine, Found, Lookup, Put
+from .service import ENV as SERVICE_ENV
+from .service import ServiceClient, socket_path
+from .store import ChromaStore, FolderLock
+from .verify import MIN_SIMILARITY
 
 __all__ = ["Plugin", "SemanticCacheSettings", "Settings"]
 
 log = structlog.get_logger("hookgate.semantic_cache")
-
-T = TypeVar("T")
 
 NAME = "semantic-cache"
 _CACHEABLE = ("chat.completions", "completions")
@@ -147,6 +154,30 @@ def _make_embedder(settings: SemanticCacheSettings) -> Embedder:
             settings.embedding_timeout,
         )
     return MiniLMEmbedder(settings.threads)
+
+
+def _make_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
+    """The store and its pipeline, for the process that holds them."""
+    embedder = embedder or _make_embedder(settings)
+    path = None if settings.chroma_url else Path(settings.path).expanduser().resolve()
+    store = ChromaStore(
+        path=path,
+        url=settings.chroma_url,
+        collection=ChromaStore.collection_for(settings.collection_prefix, embedder.id),
+        floor=MIN_SIMILARITY if settings.guard else settings.threshold,
+    )
+    return Engine(
+        store,
+        # An embedder that goes through the gateway runs in the gateway's processes,
+        # which send their vectors.
+        None if isinstance(embedder, GatewayEmbedder) else embedder,
+        guard=settings.guard,
+        threshold=settings.threshold,
+        candidates=settings.candidates,
+        lookup_timeout=settings.lookup_timeout,
+        store_timeout=settings.store_timeout,
+        dimensions=getattr(embedder, "dimensions", None),
+    )
 
 
 def _text(content: Any) -> str | None:
@@ -257,44 +288,96 @@ class Plugin:
     def __init__(self, settings: SemanticCacheSettings | None = None) -> None:
         self.settings = settings or SemanticCacheSettings()
         self.embedder: Embedder = _make_embedder(self.settings)
-        self.store: ChromaStore | None = None
+        self.engine: Engine | None = None
+        """The store, in this process (embedded use)."""
+        self.service: ServiceClient | None = None
+        """The store, in the semantic-cache service (``hookgate serve``'s workers)."""
+        self._socket: Path | None = None
+        """Set in ``hookgate serve``'s parent, before the workers are forked from it."""
         self._lock: FolderLock | None = None
         self._pruner: asyncio.Task[None] | None = None
-        # Known up front for the local model; learnt from the first vector otherwise.
-        self._dimensions: int | None = getattr(self.embedder, "dimensions", None)
         self._warned: dict[str, float] = {}
-        self._executor: ThreadPoolExecutor | None = None
         self._storing: dict[str, set[asyncio.Task[None]]] = {}
         """Stores still running, by partition: a lookup in that partition waits for them."""
+
+    @property
+    def store(self) -> ChromaStore | None:
+        """The Chroma store when this process holds it (embedded use), else None."""
+        return None if self.engine is None else self.engine.store
+
+    @property
+    def _active(self) -> bool:
+        return self.engine is not None or self.service is not None
 
     # ---- life cycle -------------------------------------------------------------------
 
     @hookimpl
+    def server_services(self, gateway: Gateway) -> list[Service]:
+        """Under ``hookgate serve``: one service holds the store and the model for every
+        worker. An embedded folder that another server's service holds is refused."""
+        settings = self.settings
+        folder = Path(settings.path).expanduser().resolve()
+        if settings.chroma_url is None:
+            lock = FolderLock(folder)
+            try:
+                lock.acquire()
+            except SettingsError:
+                raise SettingsError(
+                    f"semantic-cache: the folder {str(folder)!r} is in use by process "
+                    f"{lock.holder()} (the store of another `hookgate serve`, or an app that "
+                    "embeds it). Give this server its own [plugins.semantic-cache] path, or "
+                    'let several servers share a Chroma server: chroma_url = "http://host:port".'
+                ) from None
+            lock.release()
+            self._socket = socket_path(folder)
+        else:  # no folder to name it after: this server's own
+            self._socket = Path(tempfile.gettempdir()) / f"hookgate-semantic-{os.getpid()}.sock"
+        config = {
+            "settings": settings.model_copy(update={"path": str(folder)}).model_dump(mode="json"),
+            "parent": os.getpid(),
+            "socket": str(self._socket),
+        }
+        return [
+            Service(
+                name=NAME,
+                argv=[
+                    sys.executable,
+                    "-c",
+                    "from hookgate_semantic_cache.service import main; main()",
+                ],
+                env={SERVICE_ENV: orjson.dumps(config).decode()},
+            )
+        ]
+
+    @hookimpl
     async def startup(self, gateway: Gateway) -> None:
         settings = self.settings
-        path = None
+        if isinstance(self.embedder, GatewayEmbedder):  # embeds here, in every process
+            self.embedder.bind(gateway)
+        if self._socket is not None:  # a worker of `hookgate serve`: the service has it all
+            self.service = ServiceClient(self._socket)
+            if isinstance(self.embedder, GatewayEmbedder):
+                await self.embedder.start()
+            return
         if settings.chroma_url is None:
             path = Path(settings.path).expanduser().resolve()
             lock = FolderLock(path)
             try:
                 lock.acquire()
             except SettingsError as exc:
+                served = socket_path(path)
+                if served.exists():  # a running server's service holds it: use that
+                    self.service = ServiceClient(served)
+                    log.info("semantic_cache_served", socket=str(served), pid=os.getpid())
+                    return
                 if settings.on_folder_in_use == "error":
                     raise
                 log.warning("semantic_cache_disabled", reason=str(exc), pid=os.getpid())
                 return
             self._lock = lock
-        if isinstance(self.embedder, GatewayEmbedder):
-            self.embedder.bind(gateway)
-        self._executor = ThreadPoolExecutor(8, thread_name_prefix="hookgate-chroma")
-        self.store = ChromaStore(
-            path=path,
-            url=settings.chroma_url,
-            collection=ChromaStore.collection_for(settings.collection_prefix, self.embedder.id),
-            floor=MIN_SIMILARITY if settings.guard else settings.threshold,
-        )
+        self.engine = _make_engine(settings, self.embedder)
         try:
-            await self.embedder.start()
+            await self.engine.start()
         except Exception as exc:
             self._warn("semantic_cache_embedder_unavailable", exc)
         await self._prune()
@@ -307,14 +390,21 @@ class Plugin:
 
     @hookimpl
     async def ready(self, gateway: Gateway) -> list[str]:
-        """A Chroma server that does not answer makes the gateway not ready (it would serve,
-        but without the semantic cache); the embedded store is this process's own."""
-        if self.store is None or self.settings.chroma_url is None:
+        """Not ready while the store does not answer: the semantic-cache service (not up
+        yet, or restarting) or a Chroma server; the embedded store is this process's own."""
+        timeout = self.settings.lookup_timeout
+        if self.service is not None:
+            try:
+                await self.service.call("ping", timeout)
+            except Exception as exc:
+                return [f"semantic-cache service at {self.service.path}: {type(exc).__name__}"]
+            return []
+        if self.engine is None or self.settings.chroma_url is None:
             return []
         try:
-            await self._chroma(self.settings.lookup_timeout, self.store.count)
+            await self.engine.count()
         except Exception as exc:  # unreachable, hung or failing: all mean "not ready"
-            self.store.reset()
+            self.engine.store.reset()
             return [f"chroma at {self.settings.chroma_url}: {type(exc).__name__}"]
         return []
 
@@ -325,11 +415,12 @@ class Plugin:
             self._pruner = None
         await asyncio.wait_for(self.flush(), timeout=10)
         await self.embedder.aclose()
-        if self.store is not None:
-            self.store.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        if self.engine is not None:
+            await self.engine.aclose()
+            self.engine = None
+        if self.service is not None:
+            await self.service.aclose()
+            self.service = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -340,31 +431,19 @@ class Plugin:
             await self._prune()
 
     async def _prune(self) -> None:
-        store = self.store
-        if store is None:
+        engine = self.engine
+        if engine is None:
             return
         try:
-            removed = await self._chroma(self.settings.store_timeout, store.prune, time.time())
+            removed = await engine.prune(time.time())
         except Exception as exc:
-            store.reset()
+            engine.store.reset()
             self._warn("semantic_cache_store_unavailable", exc)
             return
         if removed:
             log.info("semantic_cache_pruned", entries=removed)
 
-    async def _chroma(self, timeout: float, call: Callable[..., T], *args: Any) -> T:
-        """Run a blocking Chroma call in the plugin's threads, for at most ``timeout`` seconds.
-
-        Chroma's HTTP client waits forever for a server that hangs; past the timeout the
-        request goes on without the cache. The threads are the plugin's own, so calls stuck
-        in a hanging server never starve the rest of the process.
-        """
-        if self._executor is None:
-            raise ConnectionError("the semantic cache is not started")
-        loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(loop.run_in_executor(self._executor, call, *args), timeout)
-
-    def _warn(self, event: str, exc: BaseException, trace_id: str | None = None) -> None:
+    def _warn(self, event: str, exc: BaseException | str, trace_id: str | None = None) -> None:
         """A warning, at most once per ``warn_interval`` per event; info-level in between."""
         now = time.monotonic()
         last = self._warned.get(event)
@@ -372,7 +451,8 @@ class Plugin:
         if last is None or now - last >= self.settings.warn_interval:
             self._warned[event] = now
             level = log.warning
-        level(event, trace_id=trace_id, error=f"{type(exc).__name__}: {exc}")
+        error = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        level(event, trace_id=trace_id, error=error)
 
     # ---- lookup -----------------------------------------------------------------------
 
@@ -386,16 +466,31 @@ class Plugin:
             return None
         return block.max_age if block.max_age is not None else self.settings.default_max_age
 
-    async def _embed(self, text: str) -> list[float]:
+    def _embeddable(self, text: str) -> bool:
+        """Worth comparing by meaning; whether the model reads all of it, the store's
+        process checks (it has the tokenizer)."""
+        return bool(text.strip()) and len(text) <= self.settings.max_chars
+
+    async def _own_vector(self, text: str) -> list[float] | None:
+        """The vector, when this process embeds (``embedder = "gateway"``); else None."""
+        if not isinstance(self.embedder, GatewayEmbedder) or not self._embeddable(text):
+            return None
         vectors = await self.embedder.embed([text])
         return [float(x) for x in vectors[0]]
 
-    def _embeddable(self, text: str) -> bool:
-        return (
-            bool(text.strip())
-            and len(text) <= self.settings.max_chars
-            and self.embedder.fits(text)  # a truncated text would hide its tail
-        )
+    async def _find(self, lookup: Lookup) -> Found:
+        timeout = self.settings.lookup_timeout
+        try:
+            if self.service is not None:
+                found = Found.load(
+                    await self.service.call("lookup", timeout, lookup=asdict(lookup))
+                )
+            else:
+                assert self.engine is not None
+                found = await asyncio.wait_for(self.engine.lookup(lookup), timeout)
+        except Exception as exc:
+            return Found(error="store", message=f"{type(exc).__name__}: {exc}")
+        return found
 
     @hookimpl
     async def cache_lookup(self, ctx: RequestContext) -> Response | StreamResponse | None:
@@ -408,7 +503,7 @@ class Plugin:
         if max_age is None:
             return None
         ctx.cache_consulted()
-        if self.store is None:
+        if not self._active:
             # Asked for, but this process runs without a store (on_folder_in_use = "disable"):
             # a miss, as when Chroma is down.
             return None
@@ -423,136 +518,60 @@ class Plugin:
         storing = self._storing.get(request.partition)
         if storing:  # read your own writes: this process's answers in this partition
             await asyncio.wait(set(storing), timeout=5)
-
-        store = self.store
-        now = time.time()
-        # Exact first: an exact hit costs no embedding. The local model runs in the same
-        # worker thread as the Chroma calls: one hop off the loop per lookup, not three.
-        local = isinstance(self.embedder, MiniLMEmbedder) and self._embeddable(text)
         try:
-            exact, found = await self._chroma(
-                self.settings.lookup_timeout, self._lookup, request, now, local
-            )
-        except EmbeddingError as exc:
-            self._warn("semantic_cache_embedder_unavailable", exc, ctx.trace_id)
-            return None
+            request.vector = await self._own_vector(text)
         except Exception as exc:
-            store.reset()
-            self._warn("semantic_cache_store_unavailable", exc, ctx.trace_id)
+            self._warn("semantic_cache_embedder_unavailable", exc, ctx.trace_id)
+        # One trip to the store's process: exact first (an exact hit costs no embedding),
+        # then the embedding, the nearest entries and the guard, batched with whatever
+        # other lookups are in flight.
+        found = await self._find(
+            Lookup(
+                entry_id=request.entry_id,
+                partition=request.partition,
+                text=text,
+                max_age=max_age,
+                now=time.time(),
+                embeddable=self._embeddable(text) and not self._embeds_here_and_failed(request),
+                vector=request.vector,
+            )
+        )
+        if found.error is not None:
+            self._warn(
+                f"semantic_cache_{found.error}_unavailable", found.message or "", ctx.trace_id
+            )
             return None
-        if exact is not None:
+        metadata = found.metadata or {}
+        if found.kind == "exact":
             ctx.cache_reason = "exact: the same question"
             log.info("semantic_cache_hit", trace_id=ctx.trace_id, exact=True)
-            return _answer(exact.payload or "", exact.metadata)
-        if found is None:  # not embedded yet: a remote embedder, or nothing to embed
-            if not self._embeddable(text):
-                return None
-            try:
-                request.vector = await self._embed(text)
-            except Exception as exc:
-                self._warn("semantic_cache_embedder_unavailable", exc, ctx.trace_id)
-                return None
-            try:
-                found = await self._chroma(self.settings.lookup_timeout, self._select, request, now)
-            except Exception as exc:
-                store.reset()
-                self._warn("semantic_cache_store_unavailable", exc, ctx.trace_id)
-                return None
-        best, chosen, looked = found
-        if looked is not None:  # the candidate that decided: served, or the nearest refused
-            ctx.cache_similarity = round(looked[0], 4)
-            ctx.cache_reason = looked[1].reason
-        elif best is not None:
-            ctx.cache_reason = f"no candidate: nearest similarity {best:.3f}"
+            return _answer(found.payload or "", metadata)
+        if found.reason is not None:  # the candidate that decided: served, or the nearest refused
+            ctx.cache_similarity = round(float(found.similarity or 0.0), 4)
+            ctx.cache_reason = found.reason
+        elif found.best is not None:
+            ctx.cache_reason = f"no candidate: nearest similarity {found.best:.3f}"
         else:
             ctx.cache_reason = "no candidate: nothing stored"
-        if chosen is None:
+        if found.kind is None:
             log.debug(
                 "semantic_cache_miss",
                 trace_id=ctx.trace_id,
-                nearest_similarity=None if best is None else round(best, 4),
+                nearest_similarity=None if found.best is None else round(found.best, 4),
                 reason=ctx.cache_reason,
             )
             return None
-        ctx.cache_similarity = round(chosen.similarity, 4)  # the core: SEMANTIC HIT
+        ctx.cache_similarity = round(float(found.similarity or 0.0), 4)  # the core: SEMANTIC HIT
         log.info(
             "semantic_cache_hit",
             trace_id=ctx.trace_id,
-            similarity=round(chosen.similarity, 4),
+            similarity=round(float(found.similarity or 0.0), 4),
             reason=ctx.cache_reason,
         )
-        return _answer(chosen.payload or "", chosen.metadata)
+        return _answer(found.payload or "", metadata)
 
-    def _lookup(
-        self, request: _Request, now: float, embed: bool
-    ) -> tuple[Candidate | None, _Found | None]:
-        """In a worker thread: the exact entry if it is fresh; else, with ``embed``, the
-        question's vector (local model) and :meth:`_select`'s answer."""
-        store = self.store
-        assert store is not None
-        exact = store.get(request.entry_id)
-        if exact is not None and _fresh(exact.metadata, now, request.max_age):
-            return exact, None
-        if not embed:
-            return None, None
-        embedder = self.embedder
-        assert isinstance(embedder, MiniLMEmbedder)
-        try:
-            vector = embedder.embed_sync([request.text])[0]
-        except Exception as exc:
-            raise EmbeddingError(f"{type(exc).__name__}: {exc}") from exc
-        request.vector = [float(x) for x in vector]
-        return None, self._select(request, now)
-
-    def _select(self, request: _Request, now: float) -> _Found:
-        """In a worker thread: the nearest entries, the verifier, the answer's payload.
-
-        Returns the best similarity seen, the entry that answers (if any), and the
-        similarity and verdict of the candidate that decided: the one served, else the
-        nearest one refused.
-        """
-        store = self.store
-        assert store is not None and request.vector is not None
-        best, found = store.query(
-            request.vector,
-            request.partition,
-            now - request.max_age,
-            now,
-            self.settings.candidates,
-        )
-        verdicts = self._verdicts(request.text, found)
-        first: tuple[float, Verdict] | None = None
-        for candidate, verdict in zip(found, verdicts, strict=True):
-            if first is None:
-                first = (candidate.similarity, verdict)
-            if not verdict.hit:
-                continue
-            stored = store.get(candidate.id)
-            if stored is None:  # pruned or replaced meanwhile
-                continue
-            candidate.payload = stored.payload
-            return best, candidate, (candidate.similarity, verdict)
-        return best, None, first
-
-    def _verdicts(self, text: str, found: list[Candidate]) -> list[Verdict]:
-        """The verifier's verdict on each candidate (or the plain threshold, without it)."""
-        if not self.settings.guard:
-            threshold = self.settings.threshold
-            return [
-                Verdict(True, "ok: guard off")
-                if c.similarity >= threshold
-                else Verdict(False, f"similarity: {c.similarity:.3f} < {threshold:.2f}")
-                for c in found
-            ]
-        checked = [c for c in found if isinstance(c.metadata.get("question"), str)]
-        verdicts = iter(
-            verify_batch([(text, str(c.metadata["question"]), c.similarity) for c in checked])
-        )
-        # Entries written before the verifier carry no question to compare: never served.
-        old = Verdict(False, "unverifiable: the entry was stored without its question")
-        return [
-            next(verdicts) if isinstance(c.metadata.get("question"), str) else old for c in found
-        ]
+    def _embeds_here_and_failed(self, request: _Request) -> bool:
+        return isinstance(self.embedder, GatewayEmbedder) and request.vector is None
 
     # ---- store ------------------------------------------------------------------------
 
@@ -563,7 +582,7 @@ class Plugin:
         request = ctx.state.get(NAME)
         if (
             not isinstance(request, _Request)
-            or self.store is None
+            or not self._active
             or response is None
             or not ctx.completed
             or ctx.error is not None
@@ -585,8 +604,9 @@ class Plugin:
             "status": response.status,
             "done_marker": done_marker,
         }
-        # The client is not kept waiting for Chroma: the entry is written in the background
-        # (lookups in the same partition wait for it, so this process reads its own writes).
+        # The client is not kept waiting for the store: the entry is written in the
+        # background (lookups in the same partition wait for it, so this process reads its
+        # own writes; other processes see it once the store has it, milliseconds later).
         task = asyncio.create_task(self._store(request, payload.decode(), metadata, ctx.trace_id))
         tasks = self._storing.setdefault(request.partition, set())
         tasks.add(task)
@@ -608,39 +628,30 @@ class Plugin:
     async def _store(
         self, request: _Request, payload: str, metadata: dict[str, Any], trace_id: str
     ) -> None:
-        store = self.store
-        if store is None:
-            return
-        if request.vector is None and self._embeddable(request.text):
+        if request.vector is None and isinstance(self.embedder, GatewayEmbedder):
             try:
-                request.vector = await self._embed(request.text)
+                request.vector = await self._own_vector(request.text)
             except Exception as exc:
                 self._warn("semantic_cache_embedder_unavailable", exc, trace_id)
-        # Without a vector (too long, embedder down) the entry serves exact matches only:
-        # it is marked so, and semantic queries pass it over.
-        semantic = request.vector is not None
-        if request.vector is not None:
-            self._dimensions = len(request.vector)
-        elif self._dimensions is None:
-            return
-        vector = request.vector or [1.0] + [0.0] * (self._dimensions - 1)
-        now = time.time()
-        metadata = {**metadata, "semantic": semantic, "created": now}
-        metadata["expires"] = now + request.max_age
+        put = Put(
+            entry_id=request.entry_id,
+            text=request.text,
+            payload=payload,
+            metadata=metadata,
+            max_age=request.max_age,
+            embeddable=self._embeddable(request.text) and not self._embeds_here_and_failed(request),
+            vector=request.vector,
+        )
+        timeout = self.settings.store_timeout
         try:
-            await self._chroma(
-                self.settings.store_timeout, store.put, request.entry_id, vector, payload, metadata
-            )
+            if self.service is not None:
+                await self.service.call("put", timeout, put=asdict(put))
+            elif self.engine is not None:
+                await asyncio.wait_for(self.engine.put(put), timeout)
         except Exception as exc:
-            store.reset()
             self._warn("semantic_cache_store_unavailable", exc, trace_id)
             return
         log.debug("semantic_cache_stored", trace_id=trace_id, kind=metadata["kind"])
-
-
-_Found = tuple[float | None, Candidate | None, tuple[float, Verdict] | None]
-"""What :meth:`Plugin._select` found: best similarity, the entry served, the deciding
-candidate's similarity and verdict."""
 
 
 def _answer(payload: str, metadata: dict[str, Any]) -> Response | StreamResponse:
@@ -659,9 +670,3 @@ def _stream_failed(events: list[SSEEvent]) -> bool:
         if event.event == "error" or (isinstance(data, dict) and data.get("error") is not None):
             return True
     return False
-
-
-def _fresh(metadata: dict[str, Any], now: float, max_age: float) -> bool:
-    created = float(metadata.get("created", 0.0))
-    expires = float(metadata.get("expires", 0.0))
-    return created >= now - max_age and expires > now

@@ -68,6 +68,13 @@ class FolderLock:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
 
+    def holder(self) -> str:
+        """The pid written by the process that holds the lock, if any."""
+        try:
+            return self.path.read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
@@ -169,53 +176,91 @@ class ChromaStore:
             return None
         return Candidate(entry_id, 1.0, dict(found["metadatas"][0]), found["documents"][0])
 
+    def get_many(self, entry_ids: list[str]) -> dict[str, Candidate]:
+        """The stored entries among ``entry_ids``, with their payloads, in one call."""
+        if not entry_ids:
+            return {}
+        found = self._connect().get(
+            ids=list(dict.fromkeys(entry_ids)), include=["documents", "metadatas"]
+        )
+        return {
+            entry_id: Candidate(entry_id, 1.0, dict(metadata), document)
+            for entry_id, metadata, document in zip(
+                found["ids"], found["metadatas"], found["documents"], strict=True
+            )
+        }
+
     def query(
         self, vector: list[float], partition: str, not_before: float, now: float, k: int
     ) -> tuple[float | None, list[Candidate]]:
         """The best similarity in the store, and up to ``k`` live entries of ``partition``
-        at least ``floor``-similar, best first.
+        at least ``floor``-similar, best first."""
+        return self.query_many([(vector, partition, not_before, now)], k)[0]
+
+    def query_many(
+        self, queries: list[tuple[Any, str, float, float]], k: int
+    ) -> list[tuple[float | None, list[Candidate]]]:
+        """:meth:`query` for several ``(vector, partition, not_before, now)`` at once.
 
         Chroma's metadata filter costs time in proportion to the entries it matches (55 ms
-        for 15k of 30k here, against 2 ms unfiltered), so the nearest neighbours are first
-        fetched unfiltered and without metadata; only those above ``floor`` are looked at.
-        That answer is complete unless every one fetched is above ``floor`` (many similar
-        questions in other partitions): only then does the filtered query run.
+        for 15k of 30k here, against 2 ms unfiltered), so the nearest neighbours of every
+        vector are first fetched unfiltered and without metadata, in one query; only those
+        above ``floor`` are looked at, with one ``get`` for all. An answer is complete unless
+        every neighbour fetched is above ``floor`` (many similar questions in other
+        partitions): only then does a filtered query run, for that vector alone.
         """
+        if not queries:
+            return []
         collection = self._connect()
         fetch = max(k * 4, 16)
-        result = collection.query(query_embeddings=[vector], n_results=fetch, include=["distances"])
-        ids = result["ids"][0]
-        similarities = [1.0 - float(d) for d in result["distances"][0]]
-        best = similarities[0] if similarities else None
-        near = {i: s for i, s in zip(ids, similarities, strict=True) if s >= self.floor}
-        if not near:
-            return best, []
-        found = collection.get(ids=list(near), include=["metadatas"])
-        candidates = sorted(
-            (
-                Candidate(entry_id, near[entry_id], dict(metadata))
-                for entry_id, metadata in zip(found["ids"], found["metadatas"], strict=True)
-            ),
-            key=lambda c: c.similarity,
-            reverse=True,
+        result = collection.query(
+            query_embeddings=[q[0] for q in queries], n_results=fetch, include=["distances"]
         )
-        mine = [c for c in candidates if _live(c, partition, not_before, now)][:k]
-        if len(ids) < fetch or len(mine) == k or similarities[-1] < self.floor:
-            return best, mine
-        filtered = collection.query(
-            query_embeddings=[vector],
-            n_results=k,
-            where={
-                "$and": [
-                    {"partition": partition},
-                    {"semantic": True},
-                    {"created": {"$gte": not_before}},
-                    {"expires": {"$gt": now}},
-                ]
-            },
-            include=["metadatas", "distances"],
-        )
-        return best, [c for c in self._candidates(filtered) if c.similarity >= self.floor]
+        nears: list[dict[str, float]] = []
+        bests: list[float | None] = []
+        lasts: list[tuple[int, float]] = []
+        for ids, distances in zip(result["ids"], result["distances"], strict=True):
+            similarities = [1.0 - float(d) for d in distances]
+            bests.append(similarities[0] if similarities else None)
+            lasts.append((len(ids), similarities[-1] if similarities else 0.0))
+            nears.append({i: s for i, s in zip(ids, similarities, strict=True) if s >= self.floor})
+        wanted = list(dict.fromkeys(i for near in nears for i in near))
+        metadata: dict[str, dict[str, Any]] = {}
+        if wanted:
+            found = collection.get(ids=wanted, include=["metadatas"])
+            metadata = {i: dict(m) for i, m in zip(found["ids"], found["metadatas"], strict=True)}
+        answers: list[tuple[float | None, list[Candidate]]] = []
+        for (vector, partition, not_before, now), near, best, (fetched, last) in zip(
+            queries, nears, bests, lasts, strict=True
+        ):
+            if not near:
+                answers.append((best, []))
+                continue
+            candidates = sorted(
+                (Candidate(i, s, metadata[i]) for i, s in near.items() if i in metadata),
+                key=lambda c: c.similarity,
+                reverse=True,
+            )
+            mine = [c for c in candidates if _live(c, partition, not_before, now)][:k]
+            if fetched < fetch or len(mine) == k or last < self.floor:
+                answers.append((best, mine))
+                continue
+            filtered = collection.query(
+                query_embeddings=[vector],
+                n_results=k,
+                where={
+                    "$and": [
+                        {"partition": partition},
+                        {"semantic": True},
+                        {"created": {"$gte": not_before}},
+                        {"expires": {"$gt": now}},
+                    ]
+                },
+                include=["metadatas", "distances"],
+            )
+            found_here = [c for c in self._candidates(filtered) if c.similarity >= self.floor]
+            answers.append((best, found_here))
+        return answers
 
     @staticmethod
     def _candidates(result: Any) -> list[Candidate]:
