@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 import structlog
 
 from .embedders import Embedder
-from .verify import verify_batch
 from .store import Candidate, ChromaStore
+from .verify import verify_batch
 
 __all__ = ["Engine", "Found", "Lookup", "Put"]
 
