@@ -337,6 +337,56 @@ def workload(count: int, seed: int) -> list[tuple[str, str]]:
     return stream
 
 
+async def visibility(server: Server, rounds: int = 20) -> None:
+    """Milliseconds from an answer given by one worker to a semantic hit for a paraphrase on
+    another one. Which worker accepts is decided by stopping the other (SIGSTOP)."""
+    workers = [p for p in _descendants(server.process.pid)[1:] if b" serve " in _cmd(p)]
+    if len(workers) < 2:
+        print("\nvisibility across workers: needs two workers")
+        return
+    one, other = workers[:2]
+    url = f"{server.url}/v1/chat/completions"
+    semantic = {
+        "x-portkey-config": json.dumps({"provider": "mock", "cache": {"mode": "semantic"}}),
+        "x-portkey-cache-namespace": "visibility",  # apart from the lookups' entries
+    }
+    forms = ["How can I {a} my {t}?", "how do i {a} my {t}", "How do I {a} my {t}, please?"]
+    delays: list[float] = []
+    first_try = 0
+    pairs = [(a, t) for a in ACTIONS[:5] for t in THINGS[:4]][:rounds]
+    try:
+        for a, t in pairs:
+            os.kill(other, signal.SIGSTOP)
+            async with aiohttp.ClientSession() as session:
+                await _run(session, url, [(NEW.format(a=a, t=t), semantic)], 1)
+                answered = time.perf_counter()
+            os.kill(one, signal.SIGSTOP)
+            os.kill(other, signal.SIGCONT)
+            for attempt, form in enumerate(forms * 20):
+                async with aiohttp.ClientSession() as session:
+                    text = form.format(a=a, t=t) + (" " * (attempt // 3))
+                    [(_, _, cache, _)] = await _run(session, url, [(text, semantic)], 1)
+                if cache == "SEMANTIC HIT":
+                    delays.append(time.perf_counter() - answered)
+                    first_try += attempt == 0
+                    break
+            os.kill(one, signal.SIGCONT)
+    finally:
+        for pid in (one, other):
+            os.kill(pid, signal.SIGCONT)
+    print(
+        f"\nvisibility on the other worker: {len(delays)}/{len(pairs)} paraphrases hit, "
+        f"{first_try} on the first try; answer to hit {_percentiles(delays)}"
+    )
+
+
+def _cmd(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except FileNotFoundError:
+        return b""
+
+
 async def replay(server: Server, upstream: Upstream, count: int) -> None:
     stream = workload(count, seed=11)
     distinct = len({meaning for _, meaning in stream})
@@ -427,6 +477,7 @@ async def main_async(args: argparse.Namespace) -> None:
         _show_memory("idle", server.process.pid)
         sizes = tuple(int(n) for n in args.lookups.split(","))
         await lookups(server, (sizes[0], sizes[1]))
+        await visibility(server)
         await replay(server, upstream, args.replay)
         _show_memory("\nafter the load", server.process.pid)
     finally:

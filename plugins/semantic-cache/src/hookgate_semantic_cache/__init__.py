@@ -376,11 +376,11 @@ class Plugin:
                 return
             self._lock = lock
         self.engine = _make_engine(settings, self.embedder)
-        try:
-            await self.engine.start()
-        except Exception as exc:
-            self._warn("semantic_cache_embedder_unavailable", exc)
-        await self._prune()
+        failed = await self.engine.start()
+        for part, failure in failed:
+            self._warn(f"semantic_cache_{part}_unavailable", failure)
+        if not any(part == "store" for part, _ in failed):
+            await self._prune()
         if settings.prune_interval > 0:
             self._pruner = asyncio.create_task(self._prune_every(settings.prune_interval))
 

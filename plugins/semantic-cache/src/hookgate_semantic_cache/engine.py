@@ -148,18 +148,39 @@ class Engine:
 
     # ---- life cycle -------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Load the model (off the loop). A model that fails to load is reported per lookup."""
+    async def start(self) -> list[tuple[str, BaseException]]:
+        """Open the store and load the model, together and off the loop, so that the first
+        lookup pays for neither. Returns what failed (``store`` or ``embedder``, and why):
+        those parts are retried, and reported, by the lookups."""
+
+        async def open_store() -> None:
+            loop = asyncio.get_running_loop()
+            opening = loop.run_in_executor(self._executor, self.store.open)
+            # A folder: generous, importing chromadb and opening it take seconds on a busy
+            # host. A server: as long as any write may wait for it.
+            local = self.store.url is None
+            await asyncio.wait_for(
+                opening, max(60.0, self.store_timeout) if local else self.store_timeout
+            )
+
+        parts: dict[str, Awaitable[None]] = {"store": open_store()}
         if self.embedder is not None:
-            await self.embedder.start()
+            parts["embedder"] = self.embedder.start()
+        results = await asyncio.gather(*parts.values(), return_exceptions=True)
+        failed = [
+            (part, result)
+            for part, result in zip(parts, results, strict=True)
+            if isinstance(result, BaseException)
+        ]
+        if any(part == "store" for part, _ in failed):
+            self.store.reset()
+        return failed
 
     async def aclose(self) -> None:
-        if self._puts:  # answers seen: stored before the store closes
-            done = asyncio.gather(*(f for _, f in self._puts), return_exceptions=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done, self.store_timeout)
-        await self._writing.aclose()
-        await self._reading.aclose()
+        # Answers seen are stored before the store closes: the writes queued and the one
+        # in flight finish first (within ``store_timeout``).
+        await self._writing.aclose(self.store_timeout)
+        await self._reading.aclose(0)
         for job in self._lookups:
             job.future.cancel()
         self._lookups.clear()
@@ -442,8 +463,12 @@ class _Drain:
             if not self._again:
                 return
 
-    async def aclose(self) -> None:
+    async def aclose(self, wait: float) -> None:
+        """Let the run in progress finish for up to ``wait`` seconds, then stop it."""
         if self._task is not None:
+            if wait > 0 and not self._task.done():
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(self._task), wait)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

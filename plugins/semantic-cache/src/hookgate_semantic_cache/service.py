@@ -260,12 +260,13 @@ async def _main(config: dict[str, Any]) -> int:
 
     watch = asyncio.create_task(orphaned())
     try:
-        try:
-            await engine.start()
-        except Exception as exc:  # lookups report it, one by one
-            log.warning("semantic_cache_embedder_unavailable", error=f"{type(exc).__name__}: {exc}")
-        with contextlib.suppress(Exception):
-            await engine.prune(time.time())
+        failed = await engine.start()
+        for part, failure in failed:  # the lookups report it too
+            error = f"{type(failure).__name__}: {failure}"
+            log.warning(f"semantic_cache_{part}_unavailable", error=error)
+        if not any(part == "store" for part, _ in failed):
+            with contextlib.suppress(Exception):
+                await engine.prune(time.time())
         pruner = None
         if settings.prune_interval > 0:
             pruner = asyncio.create_task(_prune_every(engine, settings.prune_interval))
