@@ -50,14 +50,14 @@ from tests.support.servers import free_port  # noqa: E402
 
 HOOKGATE = str(Path(sys.executable).parent / "hookgate")
 
-ACTIONS = [
-    "reset", "change", "update", "recover", "verify", "delete", "export", "download",
-    "cancel", "renew", "transfer", "restore", "link", "unlink", "lock", "unlock",
-]  # fmt: skip
+# Distinct meanings: no two actions (or things) are synonyms, so an answer for one
+# (action, thing) never answers another.
+ACTIONS = ["reset", "delete", "download", "cancel", "transfer", "verify", "print", "rename"]
 THINGS = [
     "password", "billing address", "email address", "phone number", "subscription",
     "invoice", "account", "profile picture", "payment method", "order history",
-    "shipping address", "two-factor settings", "username", "gift card", "refund request",
+    "shipping address", "username", "gift card", "refund request", "API key",
+    "team workspace", "support ticket", "loyalty points", "delivery slot", "tax receipt",
 ]  # fmt: skip
 NEW = "How do I {a} my {t}?"
 PARAPHRASES = [
@@ -67,7 +67,7 @@ PARAPHRASES = [
     "What is the way to {a} my {t}?",
     "Can you tell me how to {a} my {t}?",
 ]
-MISSES = "Is there a fee to {a} the {t} of a company account in another country?"
+MISSES = "Is there a fee to {a} the {t} of account number {n}?"  # a new number: a miss
 
 
 # ---- processes and memory -----------------------------------------------------------------
@@ -286,9 +286,10 @@ async def lookups(server: Server, sizes: tuple[int, int]) -> None:
         await _run(session, url, [(NEW.format(a=a, t=t), semantic) for a, t in stored], 4)
         await asyncio.sleep(0.5)
         forms = iter(
-            (form.format(a=a, t=t), MISSES.format(a=a, t=t))
-            for form in PARAPHRASES
-            for a, t in stored
+            (form.format(a=a, t=t), MISSES.format(a=a, t=t, n=1000 + n))
+            for n, (form, (a, t)) in enumerate(
+                (form, pair) for form in PARAPHRASES for pair in stored
+            )
         )
         for concurrency, count in zip((1, 16), sizes, strict=True):
             questions: list[str] = []
@@ -330,7 +331,7 @@ def workload(count: int, seed: int) -> list[tuple[str, str]]:
             _, (a, t), _ = rng.choice(earlier)
             stream.append((rng.choice(PARAPHRASES).format(a=a, t=t), f"{(a, t)}"))
         else:
-            a, t = next(fresh)
+            a, t = next(fresh)  # 160 meanings: enough for the default 300 requests
             text = NEW.format(a=a, t=t)
             asked.append((index, (a, t), text))
             stream.append((text, f"{(a, t)}"))
