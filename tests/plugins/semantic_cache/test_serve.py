@@ -27,7 +27,11 @@ from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 HOOKGATE = str(Path(sys.executable).parent / "hookgate")
-SEMANTIC = {"x-portkey-config": json.dumps({"cache": {"mode": "semantic", "max_age": 600}})}
+SEMANTIC = {
+    "x-portkey-config": json.dumps(
+        {"provider": "mock", "cache": {"mode": "semantic", "max_age": 600}}
+    )
+}
 QUESTION = "How do I reset my password?"
 PARAPHRASES = [
     "How can I reset my password?",
@@ -248,7 +252,7 @@ def test_another_process_on_the_folder_is_served_by_the_running_store(served: Se
     script = (
         "from hookgate import SyncGateway\n"
         "with SyncGateway.from_toml('plugins.toml') as gw:\n"
-        "    answer = gw.chat.completions.create(model='m', config={'cache': {'mode': 'semantic'}},"
+        "    answer = gw.chat.completions.create(model='m', config={'provider': 'mock', 'cache': {'mode': 'semantic'}},"
         " messages=[{'role': 'user', 'content': 'How can I export my data?'}])\n"
         "    print(answer.hookgate.cache_status)\n"
     )
