@@ -14,11 +14,13 @@ its workers. Three let a plugin hold what plugins.toml declares statically (the 
 plane's store): ``authenticate`` turns a gateway key into a :class:`~hookgate.auth.Principal`,
 ``resolve_config`` a config id into a stored config, ``resolve_virtual_key`` a virtual key's
 slug into its provider and key. They run on the request path, so an implementation answers
-from memory (a snapshot it refreshes in the background), never from a database.
+from memory (a snapshot it refreshes in the background), never from a database. ``query_logs`` and
+``aggregate_logs`` let one plugin read the request records another stores (see
+:mod:`hookgate.logquery`).
 
 pluggy calls implementations synchronously, and a coroutine is never None, so:
 
-- ``call_provider`` and ``on_error`` stop at the first non-None result: implement them with
+- ``call_provider``, ``on_error``, ``query_logs`` and ``aggregate_logs`` stop at the first non-None result: implement them with
   plain ``def``, return None to decline and an awaitable (or, for ``on_error``, a
   :class:`~hookgate.context.Decision`) to claim. The loader rejects ``async def`` for them.
 - ``authenticate``, ``resolve_config`` and ``resolve_virtual_key`` stop at the first non-None
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from .context import Decision, RequestContext
     from .errors import ProviderError
     from .gateway import Gateway
+    from .logquery import AggregateQuery, Aggregates, LogPage, LogQuery
     from .observe import Gauge, Usage
     from .responses import Response, StreamResponse
     from .routing import Target
@@ -254,6 +257,21 @@ def authenticate(token: str | None, headers: Mapping[str, str]) -> Principal | N
 
 
 @hookspec(firstresult=True)
+def query_logs(gateway: Gateway, query: LogQuery) -> Awaitable[LogPage] | None:
+    """Read stored request records: the store that keeps them answers (first result wins).
+
+    Decide synchronously: None if this plugin keeps no records, else the awaitable that
+    reads them off the event loop (a thread, an async driver): never block the loop, and
+    never slow the request path. Records come newest first (``ts``, then insertion order),
+    at most ``query.limit``, each matching every field of ``query.filter``; ``next_cursor``
+    continues after the last one (keyset pagination, opaque to the caller).
+
+    :param query: filter, page size and cursor (:class:`hookgate.logquery.LogQuery`).
+    :raises BadRequestError: for a cursor this store did not make.
+    """
+
+
+@hookspec(firstresult=True)
 def resolve_config(
     config_id: str, version: str | None, principal: Principal | None
 ) -> StoredConfig | None:
@@ -277,4 +295,16 @@ def resolve_virtual_key(slug: str, principal: Principal | None) -> VirtualKey | 
 
     Called while a routing plan is built, for slugs plugins.toml does not declare. Plans
     are reused, so a plugin whose keys change calls :meth:`Gateway.invalidate_plans`.
+    """
+
+
+@hookspec(firstresult=True)
+def aggregate_logs(gateway: Gateway, query: AggregateQuery) -> Awaitable[Aggregates] | None:
+    """Monitoring numbers over a time range from stored records (first result wins).
+
+    Same contract as ``query_logs``: plain ``def``, None to decline, an awaitable that works
+    off the event loop to answer. Stores should pre-aggregate so that a day of a million
+    records answers within a second.
+
+    :param query: the range and filter, the bucket width, an optional metadata key.
     """

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .auth import Principal
     from .gateway import Gateway
     from .services import Service
+    from .logquery import AggregateQuery, Aggregates, LogPage, LogQuery
 
 __all__ = [
     "Hooks",
@@ -83,6 +84,8 @@ _SYNC_HOOKS = {
     "authenticate": _FROM_MEMORY,
     "resolve_config": _FROM_MEMORY,
     "resolve_virtual_key": _FROM_MEMORY,
+    "query_logs": _CLAIM,
+    "aggregate_logs": _CLAIM,
 }
 
 
@@ -556,6 +559,14 @@ class Hooks:
                 if port is not None:
                     ports.add(port)
         return ports
+
+    async def query_logs(self, gateway: Gateway, query: LogQuery) -> LogPage | None:
+        """Stored request records from whichever plugin keeps them; None when none does."""
+        return await await_me_maybe(self._hook.query_logs(gateway=gateway, query=query))
+
+    async def aggregate_logs(self, gateway: Gateway, query: AggregateQuery) -> Aggregates | None:
+        """Monitoring aggregates from whichever plugin keeps records; None when none does."""
+        return await await_me_maybe(self._hook.aggregate_logs(gateway=gateway, query=query))
 
     def register_routes(self, gateway: Gateway) -> list[Any]:
         routes: list[Any] = []

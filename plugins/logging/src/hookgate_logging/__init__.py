@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -29,8 +29,10 @@ from .record import Seen
 if TYPE_CHECKING:
     import click
     from hookgate import Gateway
+    from hookgate.logquery import AggregateQuery, Aggregates, LogPage, LogQuery
 
     from .metrics import Metrics
+    from .query import LogReader
     from .writer import LogLines, Sink, Writer
 
 __all__ = [
@@ -162,6 +164,7 @@ class Plugin:
         self.metrics: Metrics | None = None
         self.writer: Writer | None = None
         self.store_path: Path | None = None
+        self.reader: LogReader | None = None
         self._lines: LogLines | None = None
 
     # ---- life cycle ---------------------------------------------------------------------
@@ -198,8 +201,11 @@ class Plugin:
         if settings.store.enabled and settings.store.url:
             store = self._postgres_store()
         elif settings.store.enabled:
+            from .query import LogReader
+
             self.store_path = _resolve(settings.store.path, config.source)
             store = LogStore(self.store_path, settings.store.busy_timeout_s)
+            self.reader = LogReader(store)
         spans = None
         if self.tracer_provider is not None:
             spans = SpanExporter(self.tracer_provider)
@@ -260,6 +266,9 @@ class Plugin:
         if self._lines is not None:
             self._lines.close()
             self._lines = None
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            await asyncio.to_thread(reader.close)
 
     async def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every request so far is logged, counted and stored."""
@@ -318,6 +327,24 @@ class Plugin:
             measured.cost,
             estimated=measured.source == "estimated",
         )
+
+    # ---- the log query interface (hookgate.logquery) -----------------------------------
+
+    @hookimpl
+    def query_logs(self, gateway: Gateway, query: LogQuery) -> Awaitable[LogPage] | None:
+        reader = self.reader
+        if reader is None:
+            return None
+        return reader.run(lambda conn: reader.page(conn, query))
+
+    @hookimpl
+    def aggregate_logs(
+        self, gateway: Gateway, query: AggregateQuery
+    ) -> Awaitable[Aggregates] | None:
+        reader = self.reader
+        if reader is None:
+            return None
+        return reader.run(lambda conn: reader.aggregate(conn, query))
 
     # ---- server and CLI ----------------------------------------------------------------
 

@@ -5,6 +5,12 @@ every connection waits on a lock (``busy_timeout``) instead of failing, and a ba
 ``BEGIN IMMEDIATE`` transaction, retried if the lock stayed busy for longer than that.
 The full record is kept as JSON in ``record``; the columns that queries filter and aggregate
 on are stored beside it.
+
+Monitoring reads pre-aggregated rows, not the records: each batch also adds its records into
+``rollup`` (per minute and per workspace, provider, model, config, cache status, status and
+error type: counts, tokens, cost and a latency histogram) and ``rollup_meta`` (per minute and
+metadata key and value), in the same transaction. A day of a million records is then a few
+thousand rows to add up. :mod:`hookgate_logging.query` reads both for the log query hooks.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from hookgate.logquery import LATENCY_EDGES_MS, latency_bucket
 
 __all__ = ["COLUMNS", "LogStore"]
 
@@ -46,7 +53,12 @@ COLUMNS = (
     "cost_saved_usd",
     "error_type",
     "error_code",
+    "config_id",
+    "config_version",
+    "workspace",
 )
+# Columns added after the first release: an older file gets them with ALTER TABLE.
+_ADDED = {"config_id": "TEXT", "config_version": "INTEGER", "workspace": "TEXT"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -79,10 +91,78 @@ CREATE TABLE IF NOT EXISTS requests (
     metadata TEXT,
     record TEXT NOT NULL
 );
+"""
+_INDEXES = """
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 CREATE INDEX IF NOT EXISTS requests_trace_id ON requests (trace_id);
 CREATE INDEX IF NOT EXISTS requests_model_ts ON requests (model, ts);
+CREATE INDEX IF NOT EXISTS requests_workspace_ts ON requests (workspace, ts);
+CREATE INDEX IF NOT EXISTS requests_config_ts ON requests (config_id, ts);
+CREATE INDEX IF NOT EXISTS requests_status_ts ON requests (status, ts);
 """
+HIST = len(LATENCY_EDGES_MS) + 1
+_HIST_COLUMNS = [f"h{i}" for i in range(HIST)]
+ROLLUP_KEYS = (
+    "minute",
+    "workspace",
+    "provider",
+    "model",
+    "model_answered",
+    "config_id",
+    "cache_status",
+    "status",
+    "error_type",
+)
+ROLLUP_SUMS = (
+    "n",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "cost_saved_usd",
+    *_HIST_COLUMNS,
+)
+META_KEYS = ("minute", "workspace", "key", "value")
+META_SUMS = (
+    "n",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "cost_saved_usd",
+)
+_ROLLUP_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS rollup (
+    minute INTEGER NOT NULL,
+    workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+    model_answered TEXT NOT NULL, config_id TEXT NOT NULL, cache_status TEXT NOT NULL,
+    status INTEGER NOT NULL, error_type TEXT NOT NULL,
+    n INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    total_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, cost_saved_usd REAL NOT NULL,
+    {", ".join(f"{c} INTEGER NOT NULL" for c in _HIST_COLUMNS)},
+    PRIMARY KEY ({", ".join(ROLLUP_KEYS)})
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_meta (
+    minute INTEGER NOT NULL, workspace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    n INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    total_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, cost_saved_usd REAL NOT NULL,
+    PRIMARY KEY (key, minute, workspace, value)
+) WITHOUT ROWID;
+"""
+
+
+def _upsert(table: str, keys: tuple[str, ...], sums: tuple[str, ...]) -> str:
+    columns = (*keys, *sums)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+        + ", ".join(f"{c} = {c} + excluded.{c}" for c in sums)
+    )
+
+
+_ROLLUP_UPSERT = _upsert("rollup", ROLLUP_KEYS, ROLLUP_SUMS)
+_META_UPSERT = _upsert("rollup_meta", META_KEYS, META_SUMS)
+_META_VALUE_CHARS = 200
 _INSERT = (
     f"INSERT INTO requests ({', '.join(COLUMNS)}, metadata, record) "
     f"VALUES ({', '.join('?' for _ in COLUMNS)}, ?, ?)"
@@ -102,6 +182,69 @@ def _row(record: dict[str, Any], text: str) -> tuple[Any, ...]:
     values.append(orjson.dumps(record.get("metadata") or {}).decode())
     values.append(text)
     return tuple(values)
+
+
+def _num(value: Any) -> float:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def rollups(
+    records: Sequence[dict[str, Any]],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What ``records`` add to ``rollup`` and ``rollup_meta``, summed per key."""
+    sums: dict[tuple[Any, ...], list[Any]] = {}
+    meta: dict[tuple[Any, ...], list[Any]] = {}
+    for record in records:
+        ts = record.get("ts")
+        if not isinstance(ts, int | float):
+            continue
+        minute = int(ts // 60)
+        workspace = record.get("workspace") or ""
+        key = (
+            minute,
+            workspace,
+            record.get("provider") or "",
+            record.get("model") or "",
+            record.get("model_answered") or "",
+            record.get("config_id") or "",
+            record.get("cache_status") or "",
+            int(_num(record.get("status"))),
+            record.get("error_type") or "",
+        )
+        adds = (
+            1,
+            _num(record.get("prompt_tokens")),
+            _num(record.get("completion_tokens")),
+            _num(record.get("total_tokens")),
+            _num(record.get("cost_usd")),
+            _num(record.get("cost_saved_usd")),
+        )
+        row = sums.get(key)
+        if row is None:
+            row = sums[key] = [0] * (len(adds) + HIST)
+        for i, value in enumerate(adds):
+            row[i] += value
+        bucket = latency_bucket(record.get("latency_ms"))
+        if bucket is not None:
+            row[len(adds) + bucket] += 1
+        metadata = record.get("metadata")
+        if isinstance(metadata, dict):
+            for name, value in metadata.items():
+                mkey = (
+                    minute,
+                    workspace,
+                    str(name)[:_META_VALUE_CHARS],
+                    str(value)[:_META_VALUE_CHARS],
+                )
+                mrow = meta.get(mkey)
+                if mrow is None:
+                    mrow = meta[mkey] = [0] * len(adds)
+                for i, value_ in enumerate(adds):
+                    mrow[i] += value_
+    return (
+        [(*k, *v) for k, v in sums.items()],
+        [(*k, *v) for k, v in meta.items()],
+    )
 
 
 class LogStore:
@@ -124,12 +267,43 @@ class LogStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             if create:
                 self._locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
-                self._locked(lambda: conn.executescript(_SCHEMA))
+                self._locked(lambda: self._migrate(conn))
             conn.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
             conn.close()
             raise
         return conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.executescript(_SCHEMA)
+        have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+        missing = [(c, t) for c, t in _ADDED.items() if c not in have]
+        has_rollup = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rollup'"
+        ).fetchone()
+        if not missing and has_rollup:
+            conn.executescript(_INDEXES)  # no-ops when present: cheap
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+            for column, kind in _ADDED.items():
+                if column not in have:
+                    conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
+            for statement in (_INDEXES + _ROLLUP_SCHEMA).split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            if not has_rollup:  # a file from before the rollups: add up what it holds
+                cursor = conn.execute("SELECT record FROM requests ORDER BY id")
+                while batch := cursor.fetchmany(5000):
+                    sums, meta = rollups([orjson.loads(row[0]) for row in batch])
+                    conn.executemany(_ROLLUP_UPSERT, sums)
+                    conn.executemany(_META_UPSERT, meta)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     @staticmethod
     def _locked(action: Any) -> Any:
@@ -151,11 +325,14 @@ class LogStore:
     ) -> None:
         """Insert ``records`` (each a record and its JSON text) in one transaction."""
         rows = [_row(record, text) for record, text in records]
+        sums, meta = rollups([record for record, _ in records])
 
         def insert() -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(_INSERT, rows)
+                conn.executemany(_ROLLUP_UPSERT, sums)
+                conn.executemany(_META_UPSERT, meta)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -166,8 +343,21 @@ class LogStore:
     def delete_older_than(self, conn: sqlite3.Connection, days: float) -> int:
         """Retention: drop records older than ``days``; returns how many went."""
         cutoff = time.time() - days * 86400
-        cursor = self._locked(lambda: conn.execute("DELETE FROM requests WHERE ts < ?", (cutoff,)))
-        return cursor.rowcount if cursor is not None else 0
+        minute = int(cutoff // 60)
+
+        def delete() -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                gone = conn.execute("DELETE FROM requests WHERE ts < ?", (cutoff,)).rowcount
+                conn.execute("DELETE FROM rollup WHERE minute < ?", (minute,))
+                conn.execute("DELETE FROM rollup_meta WHERE minute < ?", (minute,))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return gone
+
+        return self._locked(delete) or 0
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,222 @@
+"""The log query interface (query_logs / aggregate_logs) answered from the SQLite store."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import orjson
+import pytest
+from hookgate import BadRequestError, CallOptions
+from hookgate.logquery import AggregateQuery, LogFilter, LogQuery
+from hookgate_logging.query import LogReader
+from hookgate_logging.store import LogStore, rollups
+
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+async def _fill(gw, n: int = 12) -> None:
+    for i in range(n):
+        meta = {"team": "red" if i % 3 == 0 else "blue"}
+        config = {"cache": {"mode": "simple"}} if i >= 8 else None
+        await gw.chat.completions.create(
+            model="alpha" if i % 2 else "beta",
+            messages=[{"role": "user", "content": "same" if i >= 8 else f"hello {i}"}],
+            config=config,
+            options=CallOptions(metadata=meta, trace_id=f"trace-{i:02d}"),
+        )
+    # two failures, with retries spent
+    for i in range(2):
+        with pytest.raises(Exception, match="503"):
+            await gw.chat.completions.create(
+                model="alpha",
+                messages=HELLO,
+                config={"targets": [{"provider": "mock", "mock": {"fail_status": 503}}]},
+                options=CallOptions(metadata={"team": "red"}, trace_id=f"fail-{i}"),
+            )
+
+
+async def test_pages_come_newest_first_and_the_cursor_walks_them_all(logged):
+    setup = logged(extra="[plugins.cache]\n", plugins='["mock", "cache", "logging"]')
+    gw = setup.gateway
+    async with gw:
+        await _fill(gw)
+        await setup.flush()
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await gw.hooks.query_logs(gw, LogQuery(limit=5, cursor=cursor))
+            assert page is not None
+            assert len(page.records) <= 5
+            seen += [r["trace_id"] for r in page.records]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == ["fail-1", "fail-0", *[f"trace-{i:02d}" for i in range(11, -1, -1)]]
+
+        async def ids(**kwargs) -> list[str]:
+            page = await gw.hooks.query_logs(gw, LogQuery(filter=LogFilter(**kwargs), limit=100))
+            return [r["trace_id"] for r in page.records]
+
+        assert await ids(trace_id="trace-03") == ["trace-03"]
+        assert await ids(model="beta") == [f"trace-{i:02d}" for i in (10, 8, 6, 4, 2, 0)]
+        assert await ids(status=503) == ["fail-1", "fail-0"]
+        assert await ids(status_class=5) == ["fail-1", "fail-0"]
+        assert await ids(cache_status="HIT") == ["trace-11", "trace-10"]
+        assert await ids(metadata=(("team", "red"),), model="alpha") == [
+            "fail-1",
+            "fail-0",
+            "trace-09",
+            "trace-03",
+        ]
+        assert await ids(provider="mock", since=time.time() + 60) == []
+        record = (
+            await gw.hooks.query_logs(gw, LogQuery(filter=LogFilter(trace_id="fail-0")))
+        ).records[0]
+        assert record["error_type"] and record["status"] == 503
+        with pytest.raises(BadRequestError, match="cursor"):
+            await gw.hooks.query_logs(gw, LogQuery(cursor="not-a-cursor"))
+
+
+async def test_aggregates_from_rollups_match_the_records(logged):
+    setup = logged(extra="[plugins.cache]\n", plugins='["mock", "cache", "logging"]')
+    gw = setup.gateway
+    async with gw:
+        start = time.time() - 120
+        await _fill(gw)
+        await setup.flush()
+        now = time.time() + 60
+        agg = await gw.hooks.aggregate_logs(
+            gw, AggregateQuery(filter=LogFilter(since=start, until=now), metadata_key="team")
+        )
+        records = setup.records()
+        assert agg.requests == len(records) == 14
+        assert agg.errors == 2
+        assert agg.exact_hits == 2  # "same" missed once per model, then hit
+        assert agg.lookups == 4
+        assert agg.hit_rate == pytest.approx(0.5)
+        assert sum(agg.histogram) == 14
+        assert agg.latency_ms["p50"] is not None
+        assert agg.latency_ms["p50"] <= agg.latency_ms["p90"] <= agg.latency_ms["p99"]
+        assert sum(s["requests"] for s in agg.series) == 14
+        assert {e["status"] for e in agg.error_series} == {503}
+        assert sum(e["n"] for e in agg.error_series) == 2
+        models = {m["model"]: m["requests"] for m in agg.by_model}
+        assert models == {"alpha": 8, "beta": 6}
+        teams = {m["value"]: m["requests"] for m in agg.by_metadata}
+        assert teams == {"red": 6, "blue": 8}
+        assert agg.total_tokens == sum(r["total_tokens"] or 0 for r in records)
+        assert agg.cost_saved_usd == pytest.approx(sum(r["cost_saved_usd"] or 0 for r in records))
+
+        only_beta = await gw.hooks.aggregate_logs(
+            gw, AggregateQuery(filter=LogFilter(since=start, until=now, model="beta"))
+        )
+        assert only_beta.requests == 6
+        # a filter the rollups cannot answer comes from the records, in the same shape
+        raw = await gw.hooks.aggregate_logs(
+            gw,
+            AggregateQuery(
+                filter=LogFilter(since=start, until=now, metadata=(("team", "red"),)),
+                metadata_key="team",
+            ),
+        )
+        assert raw.requests == 6
+        assert raw.errors == 2
+        assert [m["value"] for m in raw.by_metadata] == ["red"]
+        with pytest.raises(BadRequestError, match="time range"):
+            await gw.hooks.aggregate_logs(gw, AggregateQuery())
+
+
+def test_workspace_and_config_version_filter_records_and_rollups(tmp_path):
+    """What a control plane puts on a record (workspace, config version) filters pages and
+    aggregates: a workspace sees only its own."""
+    store = LogStore(tmp_path / "logs.db")
+    now = time.time()
+    records = [
+        {
+            "ts": now - 10 + i,
+            "trace_id": f"t{i}",
+            "model": "m",
+            "status": 200,
+            "latency_ms": 5.0,
+            "total_tokens": 2,
+            "workspace": "ws-a" if i % 2 else "ws-b",
+            "config_id": "pc-x",
+            "config_version": 1 + i % 3,
+            "metadata": {},
+        }
+        for i in range(9)
+    ]
+    conn = store.connect()
+    try:
+        store.write(conn, [(r, orjson.dumps(r).decode()) for r in records])
+    finally:
+        conn.close()
+    reader = LogReader(store)
+    try:
+        with reader.store.reading() as conn:
+            page = reader.page(conn, LogQuery(filter=LogFilter(workspace="ws-a")))
+            assert [r["trace_id"] for r in page.records] == ["t7", "t5", "t3", "t1"]
+            page = reader.page(conn, LogQuery(filter=LogFilter(config_id="pc-x", config_version=2)))
+            assert [r["trace_id"] for r in page.records] == ["t7", "t4", "t1"]
+            agg = reader.aggregate(
+                conn,
+                AggregateQuery(filter=LogFilter(since=now - 60, until=now + 60, workspace="ws-b")),
+            )
+            assert agg.requests == 5 and agg.total_tokens == 10
+            agg = reader.aggregate(
+                conn,
+                AggregateQuery(filter=LogFilter(since=now - 60, until=now + 60, config_version=3)),
+            )
+            assert agg.requests == 3
+    finally:
+        reader.close()
+
+
+def test_an_old_store_file_gets_the_new_columns_and_its_rollups(tmp_path):
+    path = tmp_path / "old.db"
+    record = {
+        "ts": 1_700_000_000.0,
+        "trace_id": "t1",
+        "model": "m",
+        "status": 200,
+        "latency_ms": 12.0,
+        "total_tokens": 7,
+        "metadata": {"team": "red"},
+    }
+    with sqlite3.connect(path) as conn:  # the schema as the first release wrote it
+        conn.execute(
+            "CREATE TABLE requests (id INTEGER PRIMARY KEY, ts REAL NOT NULL, trace_id TEXT, "
+            "endpoint TEXT, provider TEXT, model TEXT, model_answered TEXT, target TEXT, "
+            "status INTEGER, stream INTEGER, cache_status TEXT, cache_similarity REAL, "
+            "latency_ms REAL, upstream_ms REAL, ttft_ms REAL, attempts INTEGER, retries INTEGER, "
+            "fallbacks INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER, "
+            "total_tokens INTEGER, usage_source TEXT, cost_usd REAL, cost_saved_usd REAL, "
+            "error_type TEXT, error_code TEXT, metadata TEXT, record TEXT NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO requests (ts, trace_id, record) VALUES (?, ?, ?)",
+            (record["ts"], "t1", orjson.dumps(record).decode()),
+        )
+    store = LogStore(path)
+    conn = store.connect()
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+        assert {"workspace", "config_id", "config_version"} <= columns
+        assert conn.execute("SELECT SUM(n), SUM(total_tokens) FROM rollup").fetchone() == (1, 7)
+        assert conn.execute("SELECT value, n FROM rollup_meta").fetchall() == [("red", 1)]
+    finally:
+        conn.close()
+
+
+def test_rollups_sum_a_batch_per_minute_and_kind():
+    base = 60 * 1000.0
+    records = [
+        {"ts": base + 1, "model": "m", "status": 200, "latency_ms": 4.0, "total_tokens": 3},
+        {"ts": base + 2, "model": "m", "status": 200, "latency_ms": 400.0, "total_tokens": 5},
+        {"ts": base + 61, "model": "m", "status": 200, "latency_ms": 4.0},
+    ]
+    sums, meta = rollups(records)
+    assert len(sums) == 2 and meta == []
+    first = next(row for row in sums if row[0] == 1000)
+    assert first[9] == 2 and first[12] == 8  # n, total tokens
