@@ -10,6 +10,8 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 if ! command -v initdb >/dev/null && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     need+=(postgresql)
 fi
+# the console's browser tests (Playwright drives this Chromium; `playwright install` cannot download)
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
     apt-get update -qq
     apt-get install -y -qq "${need[@]}"

@@ -281,7 +281,7 @@ class Console:
         """A page for logged-in users: without a valid key, the login page and no data."""
 
         async def run(request: Request) -> Response:
-            viewer, session, presented = self.identify(request)
+            viewer, session, _ = self.identify(request)
             if viewer is None:
                 if request.headers.get("x-portkey-api-key"):
                     page = Page(self.base, None, None)
