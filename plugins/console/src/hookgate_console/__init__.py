@@ -31,10 +31,10 @@ from .access import Sessions
 if TYPE_CHECKING:
     from hookgate import Gateway
 
-__all__ = ["Plugin", "Settings"]
+__all__ = ["ConsoleSettings", "Plugin", "Settings"]
 
 
-class Settings(BaseModel):
+class ConsoleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str = "/console"
@@ -55,13 +55,16 @@ class Settings(BaseModel):
         return value
 
 
+Settings = ConsoleSettings
+
+
 class Plugin:
     """The ``console`` plugin."""
 
-    Settings = Settings
+    Settings = ConsoleSettings
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    def __init__(self, settings: ConsoleSettings | None = None) -> None:
+        self.settings = settings or ConsoleSettings()
         self.sessions = Sessions(self.settings.session_secret, self.settings.session_hours)
         self._console: Any = None
 

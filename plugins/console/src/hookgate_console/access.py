@@ -151,9 +151,8 @@ def viewer_from_principal(principal: Any, key: str) -> Viewer | None:
     """A :class:`Viewer` from a control plane's principal (``role``, ``workspace``, ``name``)."""
     if principal is None:
         return None
-    role = getattr(principal, "role", None) or "viewer"
-    if role not in ("admin", "member", "viewer"):
-        role = "viewer"
+    found = getattr(principal, "role", None)
+    role: Role = found if found in ("admin", "member") else "viewer"
     workspace = getattr(principal, "workspace", None)
     name = getattr(principal, "name", None) or getattr(principal, "key_id", None) or "key"
     return Viewer(str(name), role, None if role == "admin" else workspace, key)

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from . import Settings
+from . import ConsoleSettings
 from .access import COOKIE, LOGIN_COOKIE, Sessions, Viewer, operator_keys, same_origin
 from .pages import Page
 
@@ -206,7 +206,7 @@ def monitoring_data(agg: Any, since: float, until: float) -> dict[str, Any]:
 class Console:
     """The console of one gateway: its routes and the in-process admin API client."""
 
-    def __init__(self, settings: Settings, sessions: Sessions, gateway: Any) -> None:
+    def __init__(self, settings: ConsoleSettings, sessions: Sessions, gateway: Any) -> None:
         self.settings = settings
         self.sessions = sessions
         self.gateway = gateway
