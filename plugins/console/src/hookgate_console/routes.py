@@ -423,9 +423,14 @@ class Console:
     async def _page_of_logs(
         self, form: dict[str, str], viewer: Viewer
     ) -> tuple[list[dict[str, Any]], str | None, bool]:
+        limit = self.settings.page_size
+        if form.get("limit"):
+            if not form["limit"].isdigit() or not 1 <= int(form["limit"]) <= 500:
+                raise FilterError("limit: a number of requests from 1 to 500")
+            limit = int(form["limit"])
         query = LogQuery(
             filter=log_filter(form, viewer, time.time()),
-            limit=self.settings.page_size,
+            limit=limit,
             cursor=form.get("cursor") or None,
         )
         result = await self.gateway.hooks.query_logs(self.gateway, query)
