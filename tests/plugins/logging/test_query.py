@@ -203,8 +203,12 @@ def test_an_old_store_file_gets_the_new_columns_and_its_rollups(tmp_path):
     try:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
         assert {"workspace", "config_id", "config_version"} <= columns
-        assert conn.execute("SELECT SUM(n), SUM(total_tokens) FROM rollup").fetchone() == (1, 7)
-        assert conn.execute("SELECT value, n FROM rollup_meta").fetchall() == [("red", 1)]
+        assert conn.execute(
+            "SELECT SUM(n), SUM(total_tokens) FROM rollup WHERE level = 1"
+        ).fetchone() == (1, 7)
+        assert conn.execute("SELECT value, n FROM rollup_meta WHERE level = 60").fetchall() == [
+            ("red", 1)
+        ]
     finally:
         conn.close()
 
@@ -217,6 +221,10 @@ def test_rollups_sum_a_batch_per_minute_and_kind():
         {"ts": base + 61, "model": "m", "status": 200, "latency_ms": 4.0},
     ]
     sums, meta = rollups(records)
-    assert len(sums) == 2 and meta == []
-    first = next(row for row in sums if row[0] == 1000)
-    assert first[9] == 2 and first[12] == 8  # n, total tokens
+    assert meta == []
+    minutes = [row for row in sums if row[0] == 1]  # the per-minute level
+    assert sorted(row[1] for row in minutes) == [1000, 1001]
+    first = next(row for row in minutes if row[1] == 1000)
+    assert first[7] == 2 and first[10] == 8  # n, total tokens
+    hours = [row for row in sums if row[0] == 60]  # both minutes in one hour
+    assert len(hours) == 1 and hours[0][7] == 3

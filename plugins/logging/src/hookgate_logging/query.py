@@ -7,9 +7,11 @@ SQLite in WAL mode lets them read while the writer's thread writes.
 - Pages of records: ``ORDER BY ts DESC, id DESC`` with a ``(ts, id) < (?, ?)`` cursor, on the
   ``ts`` index (or the trace id's, a workspace's, a config's): page 1000 costs what page 1
   costs.
-- Aggregates: added up from the per-minute ``rollup`` tables (see :mod:`.store`), so the time
-  range, not the number of records, sets the cost. A filter the rollups cannot answer (a trace
-  id, a config version, metadata) is answered from the records themselves, in the same shape.
+- Aggregates: added up from the ``rollup`` tables (see :mod:`.store`) at the coarsest period
+  that divides the bucket, so the time range, not the number of records, sets the cost. A
+  filter the rollups cannot answer (a trace id, provider, config or version, metadata) is
+  answered from the records themselves, in the same shape. The rollups' model is the model
+  that answered (the requested one when none did).
 """
 
 from __future__ import annotations
@@ -34,7 +36,15 @@ from hookgate.logquery import (
     percentile_from_histogram,
 )
 
-from .store import HIST, META_SUMS, ROLLUP_KEYS, ROLLUP_SUMS, LogStore, rollups
+from .store import (
+    _META_UPSERT,
+    _ROLLUP_SCHEMA,
+    _ROLLUP_UPSERT,
+    HIST,
+    LEVELS,
+    LogStore,
+    rollups,
+)
 
 __all__ = ["LogReader"]
 
@@ -94,17 +104,29 @@ def record_filters(f: LogFilter) -> tuple[list[str], list[Any]]:
     return clauses, params
 
 
-def _rollup_filters(f: LogFilter) -> tuple[list[str], list[Any]] | None:
-    """SQL conditions on ``rollup`` for ``f``; None when the rollups cannot answer it."""
-    if f.trace_id is not None or f.config_version is not None or f.metadata:
+def _level(bucket_min: int) -> int:
+    """The coarsest rollup period that divides the bucket."""
+    return max(level for level in LEVELS if bucket_min % level == 0)
+
+
+def _rollup_filters(f: LogFilter, level: int) -> tuple[list[str], list[Any]] | None:
+    """SQL conditions on ``rollup`` for ``f``; None when the rollups cannot answer it (they
+    keep workspace, model answered, cache status, status and error type, not the rest)."""
+    if (
+        f.trace_id is not None
+        or f.config_version is not None
+        or f.metadata
+        or f.provider is not None
+        or f.config_id is not None
+    ):
         return None
-    clauses: list[str] = ["minute >= ?", "minute < ?"]
     assert f.since is not None and f.until is not None
-    params: list[Any] = [int(f.since // 60), -int(-f.until // 60)]
+    first = int(f.since // 60)
+    clauses: list[str] = ["level = ?", "minute >= ?", "minute < ?"]
+    params: list[Any] = [level, first - first % level, -int(-f.until // 60)]
     for column, value in (
         ("workspace", f.workspace),
-        ("provider", f.provider),
-        ("config_id", f.config_id),
+        ("model", f.model),
         ("cache_status", f.cache_status),
         ("status", f.status),
         ("error_type", f.error_type),
@@ -115,9 +137,6 @@ def _rollup_filters(f: LogFilter) -> tuple[list[str], list[Any]] | None:
     if f.status_class is not None:
         clauses.append("status >= ? AND status < ?")
         params += [f.status_class * 100, f.status_class * 100 + 100]
-    if f.model is not None:
-        clauses.append("(model = ? OR model_answered = ?)")
-        params += [f.model, f.model]
     return clauses, params
 
 
@@ -172,13 +191,25 @@ class LogReader:
             params += [ts, row_id]
         limit = max(1, min(int(query.limit), MAX_LIMIT))
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        # Ids first, then their records: a filter's index (and the sort, when it needs one)
+        # carries only (ts, id), never the records' text.
         rows = conn.execute(
-            f"SELECT id, ts, record FROM requests{where} ORDER BY ts DESC, id DESC LIMIT ?",
+            f"SELECT id, ts FROM requests{where} ORDER BY ts DESC, id DESC LIMIT ?",
             [*params, limit + 1],
         ).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
-        records = [orjson.loads(row[2]) for row in rows]
+        texts = (
+            dict(
+                conn.execute(
+                    f"SELECT id, record FROM requests WHERE id IN ({', '.join('?' for _ in rows)})",
+                    [row[0] for row in rows],
+                ).fetchall()
+            )
+            if rows
+            else {}
+        )
+        records = [orjson.loads(texts[row[0]]) for row in rows if row[0] in texts]
         cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more else None
         return LogPage(records, cursor)
 
@@ -199,54 +230,51 @@ class LogReader:
             out.histogram = [0] * HIST
             out.latency_ms = {"p50": None, "p90": None, "p99": None}
             return out
-        rollup = _rollup_filters(f)
+        level = _level(bucket_min)
+        rollup = _rollup_filters(f, level)
         if rollup is not None:
-            rows = self._rollup_rows(conn, rollup, bucket_min)
-            meta = (
-                self._meta_rows(conn, f, query.metadata_key)
-                if query.metadata_key is not None
-                else []
+            _fill(out, conn, rollup, bucket_min, query.metadata_key, self._meta_filters(f, level))
+            return out
+        # From the records: their rollups into a table in memory, then the same queries.
+        scratch = sqlite3.connect(":memory:")
+        try:
+            scratch.executescript(_ROLLUP_SCHEMA)
+            sums, meta = self._raw_rollups(conn, f, query.metadata_key)
+            scratch.executemany(_ROLLUP_UPSERT, [r for r in sums if r[0] == 1])
+            scratch.executemany(_META_UPSERT, [r for r in meta if r[0] == 1])
+            everything = LogFilter(since=f.since, until=f.until)
+            _fill(
+                out,
+                scratch,
+                _rollup_filters(everything, 1) or ([], []),
+                bucket_min,
+                query.metadata_key,
+                self._meta_filters(everything, 1),
             )
-        else:
-            rows, meta = self._raw_rows(conn, f, bucket_min, query.metadata_key)
-        _fill(out, rows, meta, bucket_min)
+        finally:
+            scratch.close()
         return out
 
-    def _rollup_rows(
-        self, conn: sqlite3.Connection, rollup: tuple[list[str], list[Any]], bucket_min: int
-    ) -> list[tuple[Any, ...]]:
-        clauses, params = rollup
-        sums = ", ".join(f"SUM({c})" for c in ROLLUP_SUMS)
-        return conn.execute(
-            f"SELECT minute / {bucket_min} AS b, "
-            "CASE WHEN model_answered != '' THEN model_answered ELSE model END AS m, "
-            f"cache_status, status, error_type, {sums} FROM rollup "
-            f"WHERE {' AND '.join(clauses)} GROUP BY b, m, cache_status, status, error_type",
-            params,
-        ).fetchall()
-
-    def _meta_rows(self, conn: sqlite3.Connection, f: LogFilter, key: str) -> list[tuple[Any, ...]]:
+    @staticmethod
+    def _meta_filters(f: LogFilter, level: int) -> tuple[list[str], list[Any]]:
         assert f.since is not None and f.until is not None
-        clauses = ["key = ?", "minute >= ?", "minute < ?"]
-        params: list[Any] = [key, int(f.since // 60), -int(-f.until // 60)]
+        first = int(f.since // 60)
+        clauses = ["level = ?", "minute >= ?", "minute < ?"]
+        params: list[Any] = [level, first - first % level, -int(-f.until // 60)]
         if f.workspace is not None:
             clauses.append("workspace = ?")
             params.append(f.workspace)
-        sums = ", ".join(f"SUM({c})" for c in META_SUMS)
-        return conn.execute(
-            f"SELECT value, {sums} FROM rollup_meta WHERE {' AND '.join(clauses)} GROUP BY value",
-            params,
-        ).fetchall()
+        return clauses, params
 
-    def _raw_rows(
-        self, conn: sqlite3.Connection, f: LogFilter, bucket_min: int, key: str | None
+    def _raw_rollups(
+        self, conn: sqlite3.Connection, f: LogFilter, key: str | None
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         clauses, params = record_filters(f)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         columns = (
-            "ts", "workspace", "provider", "model", "model_answered", "config_id",
-            "cache_status", "status", "error_type", "prompt_tokens", "completion_tokens",
-            "total_tokens", "cost_usd", "cost_saved_usd", "latency_ms",
+            "ts", "workspace", "model", "model_answered", "cache_status", "status", "error_type",
+            "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "cost_saved_usd",
+            "latency_ms",
         )  # fmt: skip
         select = ", ".join(columns)
         if key is not None:
@@ -258,24 +286,7 @@ class LogReader:
             if key is not None and row[-1] is not None:
                 record["metadata"] = {key: row[-1]}
             records.append(record)
-        sums, meta = rollups(records)
-        grouped: dict[tuple[Any, ...], list[Any]] = {}
-        keys = len(ROLLUP_KEYS)
-        for row in sums:
-            minute, _ws, _provider, model, answered, _config, cache, status, error = row[:keys]
-            group = (minute // bucket_min, answered or model, cache, status, error)
-            values = grouped.setdefault(group, [0] * len(ROLLUP_SUMS))
-            for i, value in enumerate(row[keys:]):
-                values[i] += value
-        meta_grouped: dict[str, list[Any]] = {}
-        for row in meta:
-            values = meta_grouped.setdefault(row[3], [0] * len(META_SUMS))
-            for i, value in enumerate(row[4:]):
-                values[i] += value
-        return (
-            [(*k, *v) for k, v in grouped.items()],
-            [(k, *v) for k, v in meta_grouped.items()],
-        )
+        return rollups(records)
 
 
 def _usage(name: str, value: Any, sums: list[Any]) -> dict[str, Any]:
@@ -292,81 +303,88 @@ def _usage(name: str, value: Any, sums: list[Any]) -> dict[str, Any]:
 
 def _fill(
     out: Aggregates,
-    rows: list[tuple[Any, ...]],
-    meta: list[tuple[Any, ...]],
+    conn: sqlite3.Connection,
+    rollup: tuple[list[str], list[Any]],
     bucket_min: int,
+    metadata_key: str | None,
+    meta: tuple[list[str], list[Any]],
 ) -> None:
-    """Adds grouped rollup rows ``(bucket, model, cache, status, error, *sums)`` into ``out``."""
+    """Adds up ``rollup`` rows matching the filter into ``out``: three narrow queries (per
+    bucket, per model, per kind of error), so SQLite does the adding and Python gets a few
+    hundred rows, whatever the number of records."""
+    clauses, params = rollup
+    where = " AND ".join(clauses) if clauses else "1"
+    hist = ", ".join(f"SUM(h{i})" for i in range(HIST))
+    series = conn.execute(
+        f"SELECT minute / {bucket_min} AS b, SUM(n), "
+        "SUM(CASE WHEN status >= 400 THEN n ELSE 0 END), "
+        "SUM(CASE WHEN cache_status = 'HIT' THEN n ELSE 0 END), "
+        "SUM(CASE WHEN cache_status = 'SEMANTIC HIT' THEN n ELSE 0 END), "
+        "SUM(CASE WHEN cache_status NOT IN ('', 'DISABLED') THEN n ELSE 0 END), "
+        f"SUM(total_tokens), SUM(cost_usd), SUM(cost_saved_usd), {hist} "
+        f"FROM rollup WHERE {where} GROUP BY b ORDER BY b",
+        params,
+    ).fetchall()
     histogram = [0] * HIST
-    buckets: dict[int, dict[str, Any]] = {}
-    errors: dict[tuple[int, str, int], int] = {}
-    models: dict[str, list[Any]] = {}
-    for row in rows:
-        bucket, model, cache, status, error = row[:5]
-        n, prompt, completion, total, cost, saved = row[5:11]
-        hist = row[11:]
-        entry = buckets.get(bucket)
-        if entry is None:
-            entry = buckets[bucket] = {
-                "t": bucket * bucket_min * 60,
-                "requests": 0,
-                "errors": 0,
-                "exact_hits": 0,
-                "semantic_hits": 0,
-                "lookups": 0,
-                "total_tokens": 0,
-                "cost_usd": 0.0,
-                "cost_saved_usd": 0.0,
-                "_hist": [0] * HIST,
-            }
-        entry["requests"] += n
-        entry["total_tokens"] += total
-        entry["cost_usd"] += cost
-        entry["cost_saved_usd"] += saved
-        if status >= 400:
-            entry["errors"] += n
-            out.errors += n
-        if error or status >= 400:
-            kind = (bucket, error or f"HTTP {status}", status)
-            errors[kind] = errors.get(kind, 0) + n
-        if cache == "HIT":
-            entry["exact_hits"] += n
-            out.exact_hits += n
-        elif cache == "SEMANTIC HIT":
-            entry["semantic_hits"] += n
-            out.semantic_hits += n
-        if cache not in ("", "DISABLED"):
-            entry["lookups"] += n
-            out.lookups += n
-        for i, count in enumerate(hist):
-            entry["_hist"][i] += count
+    entries = []
+    for row in series:
+        bucket, n, errors, exact, semantic, lookups, total, cost, saved = row[:9]
+        counts = row[9:]
+        for i, count in enumerate(counts):
             histogram[i] += count
+        entries.append(
+            {
+                "t": bucket * bucket_min * 60,
+                "requests": n,
+                "errors": errors,
+                "exact_hits": exact,
+                "semantic_hits": semantic,
+                "lookups": lookups,
+                "total_tokens": total,
+                "cost_usd": cost,
+                "cost_saved_usd": saved,
+                **{f"p{p}": percentile_from_histogram(counts, p) for p in (50, 90, 99)},
+            }
+        )
         out.requests += n
+        out.errors += errors
+        out.exact_hits += exact
+        out.semantic_hits += semantic
+        out.lookups += lookups
         out.total_tokens += total
         out.cost_usd += cost
         out.cost_saved_usd += saved
-        sums = models.setdefault(model or "(none)", [0, 0, 0, 0, 0.0, 0.0])
-        for i, value in enumerate((n, prompt, completion, total, cost, saved)):
-            sums[i] += value
-    series = []
-    for bucket in sorted(buckets):
-        entry = buckets[bucket]
-        hist = entry.pop("_hist")
-        for p in (50, 90, 99):
-            entry[f"p{p}"] = percentile_from_histogram(hist, p)
-        series.append(entry)
-    out.series = series
+    out.series = entries
     out.histogram = histogram
     out.latency_ms = {f"p{p}": percentile_from_histogram(histogram, p) for p in (50, 90, 99)}
-    out.error_series = [
-        {"t": b * bucket_min * 60, "error_type": e, "status": s, "n": n}
-        for (b, e, s), n in sorted(errors.items())
+    usage = (
+        "SUM(n), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens), "
+        "SUM(cost_usd), SUM(cost_saved_usd)"
+    )
+    out.by_model = [
+        _usage("model", row[0] or "(none)", list(row[1:]))
+        for row in conn.execute(
+            f"SELECT model, {usage} FROM rollup WHERE {where} GROUP BY model "
+            "ORDER BY SUM(n) DESC, model",
+            params,
+        )
     ]
-    out.by_model = sorted(
-        (_usage("model", m, v) for m, v in models.items()),
-        key=lambda u: (-u["requests"], u["model"]),
-    )
-    out.by_metadata = sorted(
-        (_usage("value", row[0], list(row[1:])) for row in meta),
-        key=lambda u: (-u["requests"], str(u["value"])),
-    )
+    out.error_series = [
+        {"t": b * bucket_min * 60, "error_type": e or f"HTTP {s}", "status": s, "n": n}
+        for b, e, s, n in conn.execute(
+            f"SELECT minute / {bucket_min} AS b, error_type, status, SUM(n) FROM rollup "
+            f"WHERE {where} AND (status >= 400 OR error_type != '') "
+            "GROUP BY b, error_type, status ORDER BY b, error_type, status",
+            params,
+        )
+    ]
+    if metadata_key is not None:
+        mclauses, mparams = meta
+        out.by_metadata = [
+            _usage("value", row[0], list(row[1:]))
+            for row in conn.execute(
+                f"SELECT value, {usage} FROM rollup_meta WHERE key = ? AND "
+                f"{' AND '.join(mclauses)} GROUP BY value ORDER BY SUM(n) DESC, value",
+                [metadata_key, *mparams],
+            )
+        ]

@@ -7,10 +7,10 @@ The full record is kept as JSON in ``record``; the columns that queries filter a
 on are stored beside it.
 
 Monitoring reads pre-aggregated rows, not the records: each batch also adds its records into
-``rollup`` (per minute and per workspace, provider, model, config, cache status, status and
-error type: counts, tokens, cost and a latency histogram) and ``rollup_meta`` (per minute and
-metadata key and value), in the same transaction. A day of a million records is then a few
-thousand rows to add up. :mod:`hookgate_logging.query` reads both for the log query hooks.
+``rollup`` (per 1, 5, 15 and 60 minutes, and per workspace, model answered, cache status,
+status and error type: counts, tokens, cost and a latency histogram) and ``rollup_meta`` (the
+same periods, per metadata key and value), in the same transaction. A day of a million records
+is then a few thousand rows to add up. :mod:`hookgate_logging.query` reads both for the log query hooks.
 """
 
 from __future__ import annotations
@@ -102,17 +102,9 @@ CREATE INDEX IF NOT EXISTS requests_status_ts ON requests (status, ts);
 """
 HIST = len(LATENCY_EDGES_MS) + 1
 _HIST_COLUMNS = [f"h{i}" for i in range(HIST)]
-ROLLUP_KEYS = (
-    "minute",
-    "workspace",
-    "provider",
-    "model",
-    "model_answered",
-    "config_id",
-    "cache_status",
-    "status",
-    "error_type",
-)
+LEVELS = (1, 5, 15, 60)
+"""Rollup granularities in minutes: a query reads the coarsest that divides its bucket."""
+ROLLUP_KEYS = ("level", "minute", "workspace", "model", "cache_status", "status", "error_type")
 ROLLUP_SUMS = (
     "n",
     "prompt_tokens",
@@ -122,7 +114,7 @@ ROLLUP_SUMS = (
     "cost_saved_usd",
     *_HIST_COLUMNS,
 )
-META_KEYS = ("minute", "workspace", "key", "value")
+META_KEYS = ("level", "minute", "workspace", "key", "value")
 META_SUMS = (
     "n",
     "prompt_tokens",
@@ -133,9 +125,8 @@ META_SUMS = (
 )
 _ROLLUP_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS rollup (
-    minute INTEGER NOT NULL,
-    workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
-    model_answered TEXT NOT NULL, config_id TEXT NOT NULL, cache_status TEXT NOT NULL,
+    level INTEGER NOT NULL, minute INTEGER NOT NULL,
+    workspace TEXT NOT NULL, model TEXT NOT NULL, cache_status TEXT NOT NULL,
     status INTEGER NOT NULL, error_type TEXT NOT NULL,
     n INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     total_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, cost_saved_usd REAL NOT NULL,
@@ -143,10 +134,11 @@ CREATE TABLE IF NOT EXISTS rollup (
     PRIMARY KEY ({", ".join(ROLLUP_KEYS)})
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_meta (
-    minute INTEGER NOT NULL, workspace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    level INTEGER NOT NULL, minute INTEGER NOT NULL, workspace TEXT NOT NULL,
+    key TEXT NOT NULL, value TEXT NOT NULL,
     n INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     total_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, cost_saved_usd REAL NOT NULL,
-    PRIMARY KEY (key, minute, workspace, value)
+    PRIMARY KEY (key, level, minute, workspace, value)
 ) WITHOUT ROWID;
 """
 
@@ -200,13 +192,9 @@ def rollups(
             continue
         minute = int(ts // 60)
         workspace = record.get("workspace") or ""
-        key = (
-            minute,
+        rest = (
             workspace,
-            record.get("provider") or "",
-            record.get("model") or "",
-            record.get("model_answered") or "",
-            record.get("config_id") or "",
+            record.get("model_answered") or record.get("model") or "",
             record.get("cache_status") or "",
             int(_num(record.get("status"))),
             record.get("error_type") or "",
@@ -219,28 +207,30 @@ def rollups(
             _num(record.get("cost_usd")),
             _num(record.get("cost_saved_usd")),
         )
-        row = sums.get(key)
-        if row is None:
-            row = sums[key] = [0] * (len(adds) + HIST)
-        for i, value in enumerate(adds):
-            row[i] += value
         bucket = latency_bucket(record.get("latency_ms"))
-        if bucket is not None:
-            row[len(adds) + bucket] += 1
         metadata = record.get("metadata")
-        if isinstance(metadata, dict):
-            for name, value in metadata.items():
-                mkey = (
-                    minute,
-                    workspace,
-                    str(name)[:_META_VALUE_CHARS],
-                    str(value)[:_META_VALUE_CHARS],
-                )
+        pairs = (
+            [(str(k)[:_META_VALUE_CHARS], str(v)[:_META_VALUE_CHARS]) for k, v in metadata.items()]
+            if isinstance(metadata, dict)
+            else []
+        )
+        for level in LEVELS:
+            start = minute - minute % level
+            key = (level, start, *rest)
+            row = sums.get(key)
+            if row is None:
+                row = sums[key] = [0] * (len(adds) + HIST)
+            for i, add in enumerate(adds):
+                row[i] += add
+            if bucket is not None:
+                row[len(adds) + bucket] += 1
+            for name, text in pairs:
+                mkey = (level, start, workspace, name, text)
                 mrow = meta.get(mkey)
                 if mrow is None:
                     mrow = meta[mkey] = [0] * len(adds)
-                for i, value_ in enumerate(adds):
-                    mrow[i] += value_
+                for i, add in enumerate(adds):
+                    mrow[i] += add
     return (
         [(*k, *v) for k, v in sums.items()],
         [(*k, *v) for k, v in meta.items()],
