@@ -479,8 +479,8 @@ class Page:
                 )
             mark = ' <span class="current">current</span>' if number_ == current else ""
             version_rows.append(
-                f'<tr data-version="{e(number_)}"><td>{e(number_)}{mark}</td><td>{e(v.get("created_by") or v.get("author"))}</td>'
-                f"<td>{e(v.get('created_at'))}</td><td>{e(v.get('note') or v.get('message'))}</td><td>{action}</td></tr>"
+                f'<tr data-version="{e(number_)}"><td>{e(number_)}{mark}</td><td>{e(v.get("created_by_name") or v.get("created_by"))}</td>'
+                f"<td>{e(v.get('created_at'))}</td><td>{e(v.get('message'))}</td><td>{action}</td></tr>"
             )
         numbers = [v.get("version") for v in versions]
         left = diff[0].get("version") if diff else (numbers[1] if len(numbers) > 1 else current)
@@ -511,8 +511,8 @@ class Page:
             edit = problem
         audit_rows = (
             "".join(
-                f"<tr><td>{e(a.get('created_at') or a.get('at'))}</td><td>{e(a.get('actor') or a.get('key_id'))}</td>"
-                f"<td>{e(a.get('action'))}</td><td>{e(a.get('detail') or a.get('version'))}</td></tr>"
+                f"<tr><td>{e(a.get('created_at'))}</td><td>{e(_actor(a.get('actor')))}</td>"
+                f"<td>{e(a.get('action'))}</td><td>{e(_audit_detail(a))}</td></tr>"
                 for a in audit
             )
             or '<tr><td colspan="4" class="empty">no changes recorded</td></tr>'
@@ -627,6 +627,21 @@ class Page:
         return self.layout("Workspaces", body, "workspaces")
 
 
+def _actor(actor: Any) -> Any:
+    if isinstance(actor, dict):
+        return actor.get("name") or actor.get("id")
+    return actor
+
+
+def _audit_detail(entry: dict[str, Any]) -> str:
+    before, after = entry.get("before"), entry.get("after")
+    old = before.get("version") if isinstance(before, dict) else None
+    new = after.get("version") if isinstance(after, dict) else None
+    if old is not None or new is not None:
+        return f"version {old if old is not None else '-'} → {new if new is not None else '-'}"
+    return str(entry.get("resource_id") or "")
+
+
 def _provider(r: dict[str, Any]) -> str:
     if r.get("provider"):
         return e(r["provider"])
@@ -636,7 +651,8 @@ def _provider(r: dict[str, Any]) -> str:
 
 
 def _mask(item: dict[str, Any]) -> str:
-    for name in ("masked_key", "key_masked", "masked", "key_preview", "api_key_masked"):
+    # list views carry only a hint of the key (``sk-...abcd``), never the key itself
+    for name in ("masked_key", "key"):
         value = item.get(name)
         if isinstance(value, str) and value:
             return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -10,7 +11,6 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-import httpx
 import orjson
 import structlog
 from hookgate.errors import GatewayError
@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import ConsoleSettings
 from .access import COOKIE, LOGIN_COOKIE, Sessions, Viewer, operator_keys, same_origin
+from .control import ControlPages
 from .pages import Page
 
 __all__ = ["Console"]
@@ -212,16 +213,14 @@ class Console:
         self.gateway = gateway
         self.base = settings.path
         self._operator = operator_keys(gateway.settings.server.api_keys)
-        self._admin: httpx.AsyncClient | None = None
+        self.control = ControlPages(self)
         self._static = {
             name: files("hookgate_console").joinpath("static", name).read_bytes()
             for name in _STATIC
         }
 
     async def aclose(self) -> None:
-        if self._admin is not None:
-            await self._admin.aclose()
-            self._admin = None
+        await self.control.aclose()
 
     def routes(self) -> list[BaseRoute]:
         b = self.base
@@ -234,6 +233,19 @@ class Console:
             Route(b + "/logs", self.page(self.logs), methods=["GET"]),
             Route(b + "/requests/{trace_id}", self.page(self.request_page), methods=["GET"]),
             Route(b + "/monitoring", self.page(self.monitoring), methods=["GET"]),
+            Route(b + "/configs", self.page(self.control.configs), methods=["GET"]),
+            Route(b + "/configs", self.page(self.control.create_config), methods=["POST"]),
+            Route(b + "/configs/{slug}", self.page(self.control.config), methods=["GET"]),
+            Route(b + "/configs/{slug}", self.page(self.control.update_config), methods=["POST"]),
+            Route(
+                b + "/configs/{slug}/rollback", self.page(self.control.rollback), methods=["POST"]
+            ),
+            Route(b + "/keys", self.page(self.control.keys), methods=["GET"]),
+            Route(b + "/keys", self.page(self.control.create_key), methods=["POST"]),
+            Route(
+                b + "/keys/{key_id}/revoke", self.page(self.control.revoke_key), methods=["POST"]
+            ),
+            Route(b + "/workspaces", self.page(self.control.workspaces), methods=["GET"]),
             Route(b + "/api/logs", self.api(self.api_logs), methods=["GET"]),
             Route(b + "/api/monitoring", self.api(self.api_monitoring), methods=["GET"]),
         ]
@@ -337,6 +349,30 @@ class Console:
         return same_origin(
             request.headers, request.url.scheme, request.headers.get("host")
         ) and self.sessions.csrf_ok(session, form.get("csrf"))
+
+    async def checked_form(self, request: Request, page: Page) -> dict[str, str] | None:
+        """A change's form, or None when it must be refused: a viewer (whatever the page
+        showed), or a browser post without this origin and the session's CSRF token."""
+        form = await self.form(request)
+        viewer = page.viewer
+        if viewer is None or not viewer.can_edit:
+            return None
+        if page.csrf is None:  # the key came in a header: no ambient credential
+            return form if request.headers.get("x-portkey-api-key") else None
+        token = form.get("csrf") or ""
+        if not hmac.compare_digest(token.encode(), page.csrf.encode()):
+            return None
+        if not same_origin(request.headers, request.url.scheme, request.headers.get("host")):
+            return None
+        return form
+
+    def refused(self, page: Page) -> Response:
+        text = (
+            "A viewer key cannot change anything."
+            if page.viewer is not None and not page.viewer.can_edit
+            else "The form expired or came from another site; reload the page and try again."
+        )
+        return self.respond(page.message("Not allowed", text, "error"), 403)
 
     # ---- login -----------------------------------------------------------------------
 
