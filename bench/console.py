@@ -261,7 +261,7 @@ def main() -> None:
         took = seed(db, n)
         size = db.stat().st_size / 1e6
         print(
-            f"{n:>9,} records: {'seeded in %.1f s' % took if took else 'store reused'}, {size:.0f} MB",
+            f"{n:>9,} records: {f'seeded in {took:.1f} s' if took else 'store reused'}, {size:.0f} MB",
             flush=True,
         )
         results[n] = queries(db)

@@ -249,7 +249,7 @@ class Page:
             ("Retries · fallbacks", f"{e(r.get('retries'))} · {e(r.get('fallbacks'))}"),
             ("Cache status", e(r.get("cache_status"))),
             ("Cache similarity", e(_round(r.get("cache_similarity")))),
-            ("Cache refusal", e(r.get("cache_refusal"))),
+            ("Cache decision", e(r.get("cache_reason"))),
             ("Tokens", f"{number(r.get('prompt_tokens'))} prompt + {number(r.get('completion_tokens'))} completion = {number(r.get('total_tokens'))} ({e(r.get('usage_source'))})"),
             ("Cost", money(r.get("cost_usd"))),
             ("Saved by the cache", money(r.get("cost_saved_usd"))),
