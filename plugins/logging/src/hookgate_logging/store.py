@@ -177,64 +177,97 @@ def _row(record: dict[str, Any], text: str) -> tuple[Any, ...]:
 
 
 def _num(value: Any) -> float:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+    kind = type(value)
+    return value if kind is int or kind is float else 0
 
 
 def rollups(
     records: Sequence[dict[str, Any]],
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """What ``records`` add to ``rollup`` and ``rollup_meta``, summed per key."""
+    """What ``records`` add to ``rollup`` and ``rollup_meta``, summed per key and level.
+
+    Runs on the writer's thread for every batch, so it is kept lean: each record is added
+    once, into its minute; the coarser periods are then added up from the minutes.
+    """
+    width = 6 + HIST
     sums: dict[tuple[Any, ...], list[Any]] = {}
     meta: dict[tuple[Any, ...], list[Any]] = {}
     for record in records:
         ts = record.get("ts")
         if not isinstance(ts, int | float):
             continue
-        minute = int(ts // 60)
-        workspace = record.get("workspace") or ""
-        rest = (
+        get = record.get
+        workspace = get("workspace") or ""
+        status = get("status")
+        key = (
+            int(ts // 60),
             workspace,
-            record.get("model_answered") or record.get("model") or "",
-            record.get("cache_status") or "",
-            int(_num(record.get("status"))),
-            record.get("error_type") or "",
+            get("model_answered") or get("model") or "",
+            get("cache_status") or "",
+            status if type(status) is int else 0,
+            get("error_type") or "",
         )
-        adds = (
-            1,
-            _num(record.get("prompt_tokens")),
-            _num(record.get("completion_tokens")),
-            _num(record.get("total_tokens")),
-            _num(record.get("cost_usd")),
-            _num(record.get("cost_saved_usd")),
+        row = sums.get(key)
+        if row is None:
+            row = sums[key] = [0] * width
+        row[0] += 1
+        prompt, completion, total = (
+            get("prompt_tokens"),
+            get("completion_tokens"),
+            get("total_tokens"),
         )
-        bucket = latency_bucket(record.get("latency_ms"))
-        metadata = record.get("metadata")
-        pairs = (
-            [(str(k)[:_META_VALUE_CHARS], str(v)[:_META_VALUE_CHARS]) for k, v in metadata.items()]
-            if isinstance(metadata, dict)
-            else []
-        )
-        for level in LEVELS:
-            start = minute - minute % level
-            key = (level, start, *rest)
-            row = sums.get(key)
-            if row is None:
-                row = sums[key] = [0] * (len(adds) + HIST)
-            for i, add in enumerate(adds):
-                row[i] += add
-            if bucket is not None:
-                row[len(adds) + bucket] += 1
-            for name, text in pairs:
-                mkey = (level, start, workspace, name, text)
+        cost, saved = get("cost_usd"), get("cost_saved_usd")
+        if prompt is not None:
+            row[1] += _num(prompt)
+        if completion is not None:
+            row[2] += _num(completion)
+        if total is not None:
+            row[3] += _num(total)
+        if cost is not None:
+            row[4] += _num(cost)
+        if saved is not None:
+            row[5] += _num(saved)
+        bucket = latency_bucket(get("latency_ms"))
+        if bucket is not None:
+            row[6 + bucket] += 1
+        metadata = get("metadata")
+        if metadata:
+            adds = (1, _num(prompt), _num(completion), _num(total), _num(cost), _num(saved))
+            for name, value in metadata.items():
+                mkey = (
+                    key[0],
+                    workspace,
+                    str(name)[:_META_VALUE_CHARS],
+                    str(value)[:_META_VALUE_CHARS],
+                )
                 mrow = meta.get(mkey)
                 if mrow is None:
-                    mrow = meta[mkey] = [0] * len(adds)
-                for i, add in enumerate(adds):
-                    mrow[i] += add
-    return (
-        [(*k, *v) for k, v in sums.items()],
-        [(*k, *v) for k, v in meta.items()],
-    )
+                    meta[mkey] = list(adds)
+                else:
+                    mrow[0] += 1
+                    mrow[1] += adds[1]
+                    mrow[2] += adds[2]
+                    mrow[3] += adds[3]
+                    mrow[4] += adds[4]
+                    mrow[5] += adds[5]
+    return _levels(sums), _levels(meta)
+
+
+def _levels(minutes: dict[tuple[Any, ...], list[Any]]) -> list[tuple[Any, ...]]:
+    """Rows for every level from per-minute sums keyed ``(minute, *rest)``."""
+    out = [(1, *key, *values) for key, values in minutes.items()]
+    for level in LEVELS[1:]:
+        coarse: dict[tuple[Any, ...], list[Any]] = {}
+        for key, values in minutes.items():
+            ckey = (key[0] - key[0] % level, *key[1:])
+            found = coarse.get(ckey)
+            if found is None:
+                coarse[ckey] = list(values)
+            else:
+                for i, value in enumerate(values):
+                    found[i] += value
+        out.extend((level, *key, *values) for key, values in coarse.items())
+    return out
 
 
 class LogStore:
