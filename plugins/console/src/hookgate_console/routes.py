@@ -20,7 +20,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from . import ConsoleSettings
-from .access import COOKIE, LOGIN_COOKIE, Sessions, Viewer, operator_keys, same_origin
+from .access import (
+    COOKIE,
+    LOGIN_COOKIE,
+    Sessions,
+    Viewer,
+    operator_keys,
+    same_origin,
+    viewer_from_principal,
+)
 from .control import ControlPages
 from .pages import Page
 
@@ -252,19 +260,30 @@ class Console:
 
     # ---- access ----------------------------------------------------------------------
 
-    def check_key(self, key: str) -> Viewer | None:
-        return self._operator(key)
+    def check_key(self, key: str, request: Request) -> Viewer | None:
+        """The console user a gateway key stands for: the operator for ``[server] api_keys``,
+        else whatever the control plane's ``authenticate`` answers (None: not a key)."""
+        viewer = self._operator(key)
+        if viewer is not None:
+            return viewer
+        headers = {k: v for k, v in request.headers.items() if k != "cookie"}
+        headers["x-portkey-api-key"] = key
+        try:
+            principal = self.gateway.hooks.authenticate(key, headers)
+        except GatewayError:  # a key the control plane refuses: revoked, expired, unknown
+            return None
+        return viewer_from_principal(principal, key)
 
     def identify(self, request: Request) -> tuple[Viewer | None, str | None, bool]:
         """(viewer, session cookie, whether a key was presented at all)."""
         header = request.headers.get("x-portkey-api-key")
         if header:
-            return self.check_key(header), None, True
+            return self.check_key(header, request), None, True
         cookie = request.cookies.get(COOKIE)
         key = self.sessions.open(cookie)
         if key is None:
             return None, None, bool(cookie)
-        viewer = self.check_key(key)
+        viewer = self.check_key(key, request)
         return viewer, cookie if viewer is not None else None, True
 
     def respond(
@@ -380,7 +399,9 @@ class Console:
         return self.redirect(self.base + "/logs")
 
     def _keys_exist(self) -> bool:
-        return bool(self.gateway.settings.server.api_keys)
+        return bool(self.gateway.settings.server.api_keys) or bool(
+            self.gateway.hooks.implementers("authenticate")
+        )
 
     async def login_page(self, request: Request) -> Response:
         token = self.sessions.login_token()
@@ -409,7 +430,7 @@ class Console:
                 cookie,
             )
         key = form.get("key", "").strip()
-        viewer = self.check_key(key) if key else None
+        viewer = self.check_key(key, request) if key else None
         if viewer is None:
             log.info("console_login_refused")
             return self.respond(
