@@ -166,8 +166,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     stop_console(running)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module-scoped, never longer: Playwright's sync API keeps an event loop running on this
+    # thread while it is open, and the async tests that follow need the thread's loop free.
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
