@@ -53,12 +53,10 @@ COLUMNS = (
     "cost_saved_usd",
     "error_type",
     "error_code",
-    "config_id",
-    "config_version",
-    "workspace",
 )
-# Columns added after the first release: an older file gets them with ALTER TABLE.
+# Columns added after the first release (SQLite only): an older file gets them with ALTER TABLE.
 _ADDED = {"config_id": "TEXT", "config_version": "INTEGER", "workspace": "TEXT"}
+_SQLITE_COLUMNS = (*COLUMNS, *_ADDED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -156,15 +154,15 @@ _ROLLUP_UPSERT = _upsert("rollup", ROLLUP_KEYS, ROLLUP_SUMS)
 _META_UPSERT = _upsert("rollup_meta", META_KEYS, META_SUMS)
 _META_VALUE_CHARS = 200
 _INSERT = (
-    f"INSERT INTO requests ({', '.join(COLUMNS)}, metadata, record) "
-    f"VALUES ({', '.join('?' for _ in COLUMNS)}, ?, ?)"
+    f"INSERT INTO requests ({', '.join(_SQLITE_COLUMNS)}, metadata, record) "
+    f"VALUES ({', '.join('?' for _ in _SQLITE_COLUMNS)}, ?, ?)"
 )
 _LOCK_RETRIES = 20
 
 
 def _row(record: dict[str, Any], text: str) -> tuple[Any, ...]:
     values: list[Any] = []
-    for column in COLUMNS:
+    for column in _SQLITE_COLUMNS:
         value = record.get(column)
         if column == "attempts":
             value = len(value or ())
