@@ -15,6 +15,7 @@ import orjson
 import structlog
 from hookgate.errors import GatewayError
 from hookgate.logquery import LATENCY_EDGES_MS, AggregateQuery, LogFilter, LogQuery
+from hookgate.server.gate import open_route
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -231,6 +232,13 @@ class Console:
         await self.control.aclose()
 
     def routes(self) -> list[BaseRoute]:
+        """Every console route is open at the server's gateway-key gate: a browser carries
+        its key in the session cookie, not in a header, so each handler authenticates the
+        request itself (``page``/``api``: no valid key, no data) and the login page and the
+        static files hold none."""
+        return [open_route(route) for route in self._routes()]
+
+    def _routes(self) -> list[BaseRoute]:
         b = self.base
         return [
             Route(b, self.home, methods=["GET"]),
