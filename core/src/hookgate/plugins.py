@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 
     from .auth import Principal
     from .gateway import Gateway
-    from .services import Service
     from .logquery import AggregateQuery, Aggregates, LogPage, LogQuery
+    from .services import Service
 
 __all__ = [
     "Hooks",
