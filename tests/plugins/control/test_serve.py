@@ -218,7 +218,7 @@ def test_the_store_going_away_under_load(served: Served):
             )
             assert write.status_code == 503, write.text
             assert write.json()["error"]["code"] == "store_unavailable"
-            ready = client.get("/ready")
+            ready = client.get("/ready", headers={"x-portkey-api-key": served.key})
             assert ready.status_code == 503
             assert any("control store unavailable" in p for p in ready.json()["problems"])
         with pytest.raises(pk.InternalServerError):
