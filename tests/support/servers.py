@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from typing import Any
 from collections.abc import Iterator
 
 from hookgate.testing.servers import (
