@@ -17,8 +17,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Any
 from collections.abc import Iterator
+from typing import Any
 
 from hookgate.testing.servers import (
     FakeServer,
