@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
 
 PLUGINS = """
 [gateway]
-plugins = ["mock", "retry", "fallback", "cache", "logging", "console"]
+plugins = ["mock", "retry", "fallback", "limits", "cache", "logging", "console"]
 default_provider = "mock"
 
 [server]
@@ -56,6 +56,11 @@ log_to = "none"
 log_bodies = true
 flush_interval = 0.01
 store = {{ path = "logs.db" }}
+
+[[plugins.limits.rules]]
+name = "everyone"
+scope = "global"
+rate_limits = [{{ type = "requests", unit = "rpd", value = 1000000 }}]
 """
 
 

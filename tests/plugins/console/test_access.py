@@ -150,3 +150,16 @@ def test_the_json_api_pages_with_a_cursor(console: Console):
         monitoring = client.get(f"{console.url}/console/api/monitoring", params={"range": "1h"})
         assert monitoring.status_code == 200
         assert monitoring.json()["totals"]["requests"] >= 5
+
+
+def test_an_admin_sees_what_the_rate_limits_have_used(console: Console):
+    assert console.chat("count me").status_code == 200
+    page = httpx.get(
+        f"{console.url}/console/monitoring",
+        headers={"x-portkey-api-key": console.admin_key},
+        timeout=30,
+    )
+    assert page.status_code == 200
+    table = page.text[page.text.index('id="limits-table"') :]
+    row = re.search(r"<td>everyone</td><td>all</td><td>requests</td><td>rpd</td><td>(\d+)", table)
+    assert row is not None and int(row.group(1)) >= 1

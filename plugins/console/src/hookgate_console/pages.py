@@ -333,6 +333,25 @@ class Page:
 
     # ---- monitoring --------------------------------------------------------------------
 
+    def _limits_table(self, limits: list[dict[str, Any]] | None) -> str:
+        """What rate limits and budgets have used now (the ``metrics`` hook's
+        ``hookgate_limit_used`` gauge), for an admin; None: no plugin reports limits."""
+        if limits is None:
+            return ""
+        rows = (
+            "".join(
+                f"<tr><td>{e(r.get('rule'))}</td><td>{e(r.get('value'))}</td><td>{e(r.get('kind'))}</td>"
+                f"<td>{e(r.get('unit'))}</td><td>{e(_round(r.get('used')))}</td></tr>"
+                for r in limits
+            )
+            or '<tr><td colspan="5" class="empty">no limit used in its current window</td></tr>'
+        )
+        return (
+            '<h2>Rate limits and budgets</h2><table class="usage" id="limits-table"><thead><tr>'
+            "<th>rule</th><th>value</th><th>kind</th><th>window</th><th>used</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+        )
+
     def monitoring(self, data: dict[str, Any], form: Mapping[str, str], elapsed_ms: float) -> str:
         ranges = [
             ("1h", "1 hour"),
@@ -405,6 +424,7 @@ class Page:
             + charts
             + tables
             + error_table
+            + self._limits_table(data.get("limits"))
             + f'<script type="application/json" id="monitoring-data">{blob}</script>'
         )
         return self.layout("Monitoring: latency, cache hit rate, errors", body, "monitoring")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import math
 import time
@@ -570,7 +571,19 @@ class Console:
         agg = await self.gateway.hooks.aggregate_logs(self.gateway, query)
         if agg is None:
             return None
-        return monitoring_data(agg, since, until)
+        data = monitoring_data(agg, since, until)
+        if viewer.workspace is None:  # counters name keys and users of every workspace
+            data["limits"] = await asyncio.to_thread(self._limits)
+        return data
+
+    def _limits(self) -> list[dict[str, Any]] | None:
+        """Current usage of every limit, from the ``metrics`` hook (hookgate-limits reports
+        ``hookgate_limit_used``); None when no plugin reports limits."""
+        for gauge in self.gateway.hooks.metrics(self.gateway):
+            if gauge.name == "hookgate_limit_used":
+                found = [{**labels, "used": value} for labels, value in gauge.values]
+                return sorted(found, key=lambda r: (str(r.get("rule")), str(r.get("value"))))
+        return None
 
     async def monitoring(self, request: Request, page: Page) -> Response:
         form = dict(request.query_params)
