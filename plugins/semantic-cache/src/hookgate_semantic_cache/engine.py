@@ -163,6 +163,9 @@ class Engine:
                 opening, max(60.0, self.store_timeout) if local else self.store_timeout
             )
 
+        # chromadb and onnxruntime both import numpy; numpy's first import is not safe from
+        # two threads at once ("partially initialized module"), so it happens here first.
+        await asyncio.get_running_loop().run_in_executor(self._executor, _import_numpy)
         parts: dict[str, Awaitable[None]] = {"store": open_store()}
         if self.embedder is not None:
             parts["embedder"] = self.embedder.start()
@@ -484,3 +487,7 @@ def _fresh(metadata: dict[str, Any], now: float, max_age: float) -> bool:
     created = float(metadata.get("created", 0.0))
     expires = float(metadata.get("expires", 0.0))
     return created >= now - max_age and expires > now
+
+
+def _import_numpy() -> None:
+    import numpy  # noqa: F401
