@@ -42,7 +42,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 from hookgate.auth import Principal
-from hookgate.errors import BadRequestError, GatewayError, PermissionDeniedError
+from hookgate.errors import (
+    AuthenticationError,
+    BadRequestError,
+    GatewayError,
+    PermissionDeniedError,
+)
 from hookgate.server.app import error_response, read_json
 from hookgate.server.headers import authenticate
 from starlette.requests import Request
@@ -92,7 +97,16 @@ def routes(plugin: Plugin, gateway: Gateway) -> list[Route]:
     ) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             try:
-                principal, _ = authenticate(request.headers, server, gateway.hooks)
+                try:
+                    principal, _ = authenticate(request.headers, server, gateway.hooks)
+                except AuthenticationError:
+                    principal = None
+                if principal is None:
+                    # The admin API answers from the store, not this worker's snapshot: a
+                    # key made a moment ago (the CLI, another worker) is known at once.
+                    with contextlib.suppress(StoreUnavailable):
+                        await plugin.refresh()
+                    principal, _ = authenticate(request.headers, server, gateway.hooks)
                 if principal is None:
                     raise PermissionDeniedError(NO_KEYS, code="no_gateway_keys")
                 if writes:
