@@ -177,6 +177,11 @@ class Engine:
         ]
         if any(part == "store" for part, _ in failed):
             self.store.reset()
+        if self.embedder is not None and not any(part == "embedder" for part, _ in failed):
+            # The model's first run is several times slower than the next (lazy allocations
+            # in onnxruntime): pay it now, not in the first lookup's time budget.
+            with contextlib.suppress(Exception):
+                await self.embedder.embed(["warm up the model"])
         return failed
 
     async def aclose(self) -> None:
