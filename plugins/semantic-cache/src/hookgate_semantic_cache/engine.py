@@ -18,7 +18,6 @@ never on the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -177,11 +176,6 @@ class Engine:
         ]
         if any(part == "store" for part, _ in failed):
             self.store.reset()
-        if self.embedder is not None and not any(part == "embedder" for part, _ in failed):
-            # The model's first run is several times slower than the next (lazy allocations
-            # in onnxruntime): pay it now, not in the first lookup's time budget.
-            with contextlib.suppress(Exception):
-                await self.embedder.embed(["warm up the model"])
         return failed
 
     async def aclose(self) -> None:
