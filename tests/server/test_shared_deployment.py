@@ -8,6 +8,7 @@ import concurrent.futures
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -331,6 +332,16 @@ def _load(url: str, stop: threading.Event, results: list[int], content: str = "l
                 results.append(0)
 
 
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def test_killing_one_instance_under_load_fails_only_its_requests_in_flight(cluster):
     a, _ = cluster.instances
     stop = threading.Event()
@@ -349,6 +360,11 @@ def test_killing_one_instance_under_load_fails_only_its_requests_in_flight(clust
         failed = [code for code in results if code != 200]
         assert len(failed) <= in_flight_at_most, failed
         assert len(results) - killed_at >= 20
+        # Its workers stop with their supervisor and let go of the port, so it can restart.
+        deadline = time.monotonic() + 30
+        while not _port_is_free(a.port):
+            assert time.monotonic() < deadline, "the killed server's workers still hold its port"
+            time.sleep(0.1)
     finally:
         a.start()
         a.wait_ready()

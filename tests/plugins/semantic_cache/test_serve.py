@@ -39,13 +39,6 @@ PARAPHRASES = [
     "How do I reset my password, please?",
 ]
 
-# These drive a real `hookgate serve` with its store service and a model on a 2-core machine:
-# a lookup racing the service's start can miss its time budget. A failure is run again (twice
-# at most); a real regression fails every run.
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=1)
-
-
-
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     with contextlib.suppress(FileNotFoundError):  # it has exited

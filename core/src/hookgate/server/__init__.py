@@ -181,6 +181,23 @@ def _run_worker(config: Any, sock: socket.socket | None) -> int:
     return 0 if worker.started else 3
 
 
+def _stop_with(supervisor: int) -> None:
+    """Make this worker stop (SIGTERM: it drains, then exits) when its supervisor dies.
+
+    A supervisor killed outright (SIGKILL, the OOM killer) cannot stop its workers; without
+    this they would keep the port, and the restarted server could not bind it. Linux only
+    (``prctl(PR_SET_PDEATHSIG)``); elsewhere orphaned workers serve on until stopped.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != supervisor:  # it died before the line above
+        os._exit(0)
+
+
 def _supervise(config: Any, sock: socket.socket, workers: int) -> int:
     """Fork ``workers`` processes serving ``sock``; replace one that dies; stop on a signal.
 
@@ -189,11 +206,16 @@ def _supervise(config: Any, sock: socket.socket, workers: int) -> int:
     stopping = False
     children: dict[int, int] = {}
 
+    supervisor = os.getpid()
+
     def spawn() -> None:
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                for sig in (signal.SIGTERM, signal.SIGINT):  # not the supervisor's handler
+                    signal.signal(sig, signal.SIG_DFL)
+                _stop_with(supervisor)
                 code = _run_worker(config, sock)
             except BaseException:
                 log.exception("worker_crashed")

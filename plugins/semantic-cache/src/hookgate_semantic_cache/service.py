@@ -75,9 +75,10 @@ async def _read(reader: asyncio.StreamReader) -> dict[str, Any]:
 class ServiceClient:
     """A worker's connection to the service: one socket, concurrent requests on it.
 
-    A call that cannot be sent (no service yet, or it died) fails at once; after a failed
-    connection the next attempt waits ``retry_after`` seconds, so a dead service costs a
-    request nothing but a miss.
+    A call that cannot be sent (no service yet, or it died) fails at once, so a dead service
+    costs a request nothing but a miss. A refused or missing socket is tried again by the next
+    call (that costs microseconds, and a restarted service is used the moment it listens);
+    only a connection that timed out makes the next attempts wait ``retry_after`` seconds.
     """
 
     def __init__(self, path: Path, retry_after: float = 0.25) -> None:
@@ -118,7 +119,8 @@ class ServiceClient:
                     asyncio.open_unix_connection(str(self.path)), 1.0
                 )
             except (OSError, TimeoutError) as exc:
-                self._failed_at = time.monotonic()
+                if isinstance(exc, TimeoutError):
+                    self._failed_at = time.monotonic()
                 raise ConnectionError(
                     f"the semantic-cache service at {self.path} is not answering "
                     f"({type(exc).__name__})"
@@ -147,7 +149,6 @@ class ServiceClient:
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
             writer.close()
-        self._failed_at = time.monotonic()
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(ConnectionError("the semantic-cache service went away"))
@@ -169,7 +170,7 @@ class _Service:
         self.engine = engine
         self.path = path
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def serve(self, stop: asyncio.Event) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -182,15 +183,19 @@ class _Service:
         log.info("semantic_cache_service_ready", socket=str(self.path), pid=os.getpid())
         await stop.wait()
         self._server.close()
-        for task in self._connections:
-            task.cancel()
+        # Closing a connection ends its reader with EOF; cancelling its task instead would make
+        # Python 3.11's start_unix_server print a CancelledError traceback for each one.
+        for writer in self._connections.values():
+            writer.close()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=1.0)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         pending: set[asyncio.Task[None]] = set()
         try:
             while True:
@@ -202,7 +207,7 @@ class _Service:
                 pending.add(handling)
                 handling.add_done_callback(pending.discard)
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             for handling in pending:
                 handling.cancel()
             writer.close()
