@@ -86,3 +86,21 @@ def serve(
         return serving(create_app(gateway), server_thread)
 
     return run
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop any process a test started and left running, and say which one it was.
+
+    A leaked ``Popen`` would otherwise be garbage-collected at exit with a ResourceWarning
+    that (warnings are errors) fails the run without naming the culprit.
+    """
+    import gc
+    import subprocess
+    import sys
+
+    for process in [o for o in gc.get_objects() if isinstance(o, subprocess.Popen)]:
+        if process.poll() is not None:
+            continue
+        print(f"\nleaked process {process.pid}: {process.args!r}", file=sys.stderr)
+        process.kill()
+        process.wait()
