@@ -1,6 +1,8 @@
-"""Fixtures for the control plane: a plugins.toml with ``control`` enabled and a real SQLite
-store in tmp_path, the CLI run in-process (click's runner, the real commands), and the
-server app on a free port."""
+"""Fixtures for the control plane: a plugins.toml with ``control`` enabled and a real store
+(each test that uses ``config_file`` runs twice: a SQLite file in tmp_path, and a fresh
+database on a real PostgreSQL), the CLI run in-process (click's runner, the real commands),
+and the server app on a free port. A test about one backend only parametrizes
+``store_kind`` itself."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from tests.support.fake_openai import FakeOpenAI
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-def plugins_toml(upstream_url: str, extra: str = "") -> str:
+def plugins_toml(upstream_url: str, extra: str = "", store_url: str | None = None) -> str:
+    store = f'store = {{ url = "{store_url}" }}' if store_url else ""
     return textwrap.dedent(f"""
         [gateway]
         plugins = ["mock", "openai", "retry", "fallback", "control"]
@@ -33,6 +36,7 @@ def plugins_toml(upstream_url: str, extra: str = "") -> str:
         jitter = false
         [plugins.control]
         poll_interval = 0.1
+        {store}
         [configs.pc-from-toml]
         provider = "mock"
         override_params = {{ model = "from-toml" }}
@@ -48,10 +52,33 @@ def _no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HOOKGATE_ADMIN_KEY", raising=False)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def config_file(tmp_path: Path, fake_openai: FakeOpenAI) -> Path:
+def store_url(store_kind: str, request: pytest.FixtureRequest) -> str | None:
+    """None for the SQLite file beside plugins.toml, else a fresh PostgreSQL database."""
+    if store_kind == "sqlite":
+        return None
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def config_file(
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    store_url: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    if store_url is not None:
+        # A shared store takes the master key from the environment only.
+        from hookgate_control.crypto import generate_key
+
+        monkeypatch.setenv("HOOKGATE_MASTER_KEY", generate_key())
     path = tmp_path / "plugins.toml"
-    path.write_text(plugins_toml(fake_openai.url), encoding="utf-8")
+    path.write_text(plugins_toml(fake_openai.url, store_url=store_url), encoding="utf-8")
     return path
 
 

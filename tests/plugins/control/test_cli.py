@@ -106,6 +106,7 @@ def files_under(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite"])  # the key file: a SQLite store's
 async def test_provider_keys_are_encrypted_at_rest(
     hookgate: Cli, monkeypatch: pytest.MonkeyPatch, fake_openai, tmp_path: Path
 ):

@@ -29,8 +29,16 @@ TWO = {"provider": "mock", "override_params": {"model": "model-two"}}
 
 
 class Served:
-    def __init__(self, config: Path, key: str, process: subprocess.Popen[str], port: int):
+    def __init__(
+        self,
+        config: Path,
+        key: str,
+        process: subprocess.Popen[str],
+        port: int,
+        store_url: str | None,
+    ):
         self.config = config
+        self.store_url = store_url
         self.key = key
         self.process = process
         self.url = f"http://127.0.0.1:{port}"
@@ -78,11 +86,12 @@ class Served:
 
 
 @pytest.fixture
-def served(tmp_path: Path, fake_openai) -> Iterator[Served]:
+def served(tmp_path: Path, fake_openai, store_url: str | None) -> Iterator[Served]:
     config = tmp_path / "plugins.toml"
     text = plugins_toml(
         fake_openai.url,
         '[plugins.worker-id]\nuse = "tests.plugins.control.worker_id:WorkerId"\n',
+        store_url=store_url,
     ).replace('"control"]', '"control", "worker-id"]')
     config.write_text(text, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -116,7 +125,7 @@ def served(tmp_path: Path, fake_openai) -> Iterator[Served]:
         text=True,
         env=env,
     )
-    running = Served(config, key, process, port)
+    running = Served(config, key, process, port, store_url)
     deadline = time.monotonic() + 30
     while True:
         assert process.poll() is None, process.communicate()
@@ -182,12 +191,25 @@ def test_the_sdk_drives_configs_live_on_both_workers(served: Served):
             time.sleep(0.02)
 
 
-def test_the_store_going_away_under_load(served: Served):
+def test_the_store_going_away_under_load(served: Served, request: pytest.FixtureRequest):
     admin = portkey(served, served.key)
     created = admin.configs.create(name="steady", config=ONE)
     served.wait_everywhere(created.slug, "model-one")
-    store = served.config.parent / ".hookgate" / "control.db"
-    assert store.is_file()
+    if served.store_url is None:
+        store = served.config.parent / ".hookgate" / "control.db"
+        assert store.is_file()
+        away = store.with_name("control.db.away")
+
+        def go_away() -> None:
+            shutil.move(store, away)
+
+        def come_back() -> None:
+            shutil.move(away, store)
+    else:
+        postgres = request.getfixturevalue("postgres_server")
+        if postgres.external:
+            pytest.fail("this test stops PostgreSQL: unset HOOKGATE_TEST_POSTGRES_URL")
+        go_away, come_back = postgres.stop, postgres.start
 
     statuses: list[int] = []
     stop = threading.Event()
@@ -207,8 +229,7 @@ def test_the_store_going_away_under_load(served: Served):
         thread.start()
     try:
         time.sleep(0.3)
-        away = store.with_name("control.db.away")
-        shutil.move(store, away)
+        go_away()
         time.sleep(0.5)  # every worker's poll has failed by now
         for client in served.workers.values():
             write = client.put(
@@ -226,7 +247,7 @@ def test_the_store_going_away_under_load(served: Served):
         served_during = len(statuses)
         time.sleep(0.3)
         assert len(statuses) > served_during  # still answering, from the snapshot
-        shutil.move(away, store)
+        come_back()
         time.sleep(0.3)
         admin.configs.update(slug=created.slug, config=TWO)
         served.wait_everywhere(created.slug, "model-two")

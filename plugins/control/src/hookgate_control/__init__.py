@@ -26,11 +26,11 @@ import structlog
 from hookgate import hookimpl
 from hookgate.auth import DEFAULT_WORKSPACE, Principal
 from hookgate.config import StoredConfig
-from hookgate.errors import AuthenticationError, PermissionDeniedError
+from hookgate.errors import AuthenticationError, PermissionDeniedError, SettingsError
 from hookgate.settings import VirtualKey
 from pydantic import BaseModel, ConfigDict, Field
 
-from .crypto import MasterKey, MasterKeyError
+from .crypto import MasterKey, MasterKeyError, MasterKeyMissing
 from .roles import may_call
 from .service import ControlPlane
 from .snapshot import Snapshot, hash_key
@@ -47,19 +47,52 @@ log = structlog.get_logger("hookgate.control")
 ADMIN_KEY_ENV = "HOOKGATE_ADMIN_KEY"
 
 
+class StoreSettings(BaseModel):
+    """``store = { url = "postgresql://..." }``, or ``{ path = "..." }`` for a SQLite file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = ".hookgate/control.db"
+    """The SQLite file, used when ``url`` is not set."""
+    url: str | None = Field(default=None, repr=False)
+    """A PostgreSQL database every instance shares (``postgresql://user:pw@host/db``)."""
+    connect_timeout: Annotated[float, Field(gt=0)] = 5.0
+    """Seconds to wait for the database server to accept a connection."""
+
+
 class ControlSettings(BaseModel):
     """``[plugins.control]``. Relative paths are relative to plugins.toml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    store: str = ".hookgate/control.db"
-    """The SQLite file holding workspaces, keys, configs, virtual keys and the audit log."""
+    store: str | StoreSettings = ".hookgate/control.db"
+    """Where workspaces, keys, configs, virtual keys and the audit log live: a SQLite file
+    (a path), or a table with a PostgreSQL ``url`` shared by every instance."""
     master_key_file: str = ".hookgate/master.key"
-    """Where the master key lives when ``HOOKGATE_MASTER_KEY`` is not set (created, 0600)."""
+    """Where the master key lives when ``HOOKGATE_MASTER_KEY`` is not set (created, 0600).
+    Not used with a PostgreSQL store: there the key must come from the environment."""
     poll_interval: Annotated[float, Field(gt=0, le=5)] = 0.25
     """Seconds between two checks for changes made by other workers or instances."""
     busy_timeout: Annotated[float, Field(gt=0)] = 5.0
     """Seconds a write waits for another writer's lock before answering 503."""
+
+
+def open_store(settings: ControlSettings, source: str) -> ControlStore:
+    """The store ``settings`` name (a relative SQLite path is relative to ``source``)."""
+    store = settings.store
+    if isinstance(store, str):
+        store = StoreSettings(path=store)
+    if store.url:
+        from .pgstore import PostgresStore, is_postgres_url, register_url_secrets
+
+        if not is_postgres_url(store.url):
+            raise SettingsError(
+                "[plugins.control] store.url must be a postgresql:// URL "
+                "(or leave it unset for the SQLite file at store.path)"
+            )
+        register_url_secrets(store.url)
+        return PostgresStore(store.url, connect_timeout=store.connect_timeout)
+    return SQLiteStore(_beside(store.path, source), busy_timeout=settings.busy_timeout)
 
 
 def _beside(path: str, source: str) -> Path:
@@ -95,9 +128,7 @@ class Plugin:
     ) -> ControlPlane:
         """Open the store named by the settings (relative to ``source``, the plugins.toml)."""
         self._source = source
-        self._store = SQLiteStore(
-            _beside(self.settings.store, source), busy_timeout=self.settings.busy_timeout
-        )
+        self._store = open_store(self.settings, source)
         self._plane = ControlPlane(
             store=self._store,
             master_key_file=_beside(self.settings.master_key_file, source),
@@ -136,7 +167,11 @@ class Plugin:
     def _open(self, plane: ControlPlane) -> None:
         assert self._store is not None
         self._store.migrate()
-        self.master = plane.master_key()
+        try:
+            self.master = plane.master_key()
+        except MasterKeyMissing as exc:
+            # Serve what needs no provider key; writes of provider keys answer 503.
+            log.warning("control_master_key_missing", error=str(exc))
         seed = os.environ.get(ADMIN_KEY_ENV)
         if seed and not plane.keys_exist():
             with contextlib.suppress(Exception):  # another worker seeded it first
@@ -154,6 +189,8 @@ class Plugin:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._store is not None:
+            await asyncio.to_thread(self._store.close)
 
     @hookimpl
     def ready(self, gateway: Gateway) -> list[str]:

@@ -7,6 +7,7 @@ needed) and act as an admin: whoever can run them can read the store's file anyw
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import sys
@@ -19,7 +20,7 @@ import orjson
 from hookgate.auth import Principal
 from hookgate.errors import GatewayError, HookgateError
 
-from .crypto import ENV_VAR, MasterKeyError
+from .crypto import ENV_VAR, MasterKeyError, MasterKeyMissing
 from .snapshot import Snapshot
 from .store import StoreUnavailable
 
@@ -69,17 +70,23 @@ def _plane(config_path: str | None) -> ControlPlane:
     def validate(config: dict[str, Any], workspace: str) -> None:
         gateway.check_config(config, _as_member(workspace))
 
-    plane = plugin.bind(
-        settings.source, list(settings.configs), list(settings.virtual_keys), validate
-    )
+    try:
+        plane = plugin.bind(
+            settings.source, list(settings.configs), list(settings.virtual_keys), validate
+        )
+    except HookgateError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         plane.store.migrate()
-        plugin.master = plane.master_key()
+        with contextlib.suppress(MasterKeyMissing):  # writes of provider keys refuse later
+            plugin.master = plane.master_key()
         # Validation resolves the virtual keys a config names from the snapshot.
         plugin.snapshot = Snapshot().apply(plane.store.changes_since(0), plugin.master)
     except (StoreUnavailable, OSError) as exc:
+        plane.store.close()
         raise click.ClickException(f"the control store is unavailable: {exc}") from exc
     except (HookgateError, MasterKeyError) as exc:
+        plane.store.close()
         raise click.ClickException(str(exc)) from exc
     return plane
 
@@ -90,6 +97,8 @@ def _run(action: Callable[[ControlPlane, Principal], Any], config_path: str | No
         return action(plane, _cli_principal())
     except GatewayError as exc:
         raise click.ClickException(f"{exc.http_status}: {exc.message}") from exc
+    finally:
+        plane.store.close()
 
 
 def _print(value: Any, as_json: bool, text: Callable[[], None]) -> None:

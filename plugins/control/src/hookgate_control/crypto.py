@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["ENV_VAR", "MasterKey", "MasterKeyError", "generate_key", "hint"]
+__all__ = ["ENV_VAR", "MasterKey", "MasterKeyError", "MasterKeyMissing", "generate_key", "hint"]
 
 ENV_VAR = "HOOKGATE_MASTER_KEY"
 _NONCE = 12
@@ -29,6 +29,11 @@ _NONCE = 12
 
 class MasterKeyError(Exception):
     """The master key is missing, malformed, or not the one a secret was sealed with."""
+
+
+class MasterKeyMissing(MasterKeyError):
+    """A shared store without ``HOOKGATE_MASTER_KEY``: no key file stands in for it, since a
+    key kept beside the data it seals (or on one instance's disk) protects nothing."""
 
 
 def generate_key() -> str:
@@ -64,6 +69,18 @@ class MasterKey:
     @classmethod
     def from_text(cls, text: str, source: str) -> MasterKey:
         return cls(_decode(text, source), source)
+
+    @classmethod
+    def from_env(cls, what: str) -> MasterKey:
+        """From ``$HOOKGATE_MASTER_KEY`` only; :class:`MasterKeyMissing` names it when unset."""
+        env = os.environ.get(ENV_VAR)
+        if not env:
+            raise MasterKeyMissing(
+                f"{what} needs the master key from {ENV_VAR} (32 random bytes, URL-safe "
+                f"base64), set alike on every instance: with a shared store no key file is "
+                f"created, since a key kept beside the keys it seals protects nothing"
+            )
+        return cls.from_text(env, ENV_VAR)
 
     @classmethod
     def load(cls, key_file: Path, *, create: bool = True) -> MasterKey:

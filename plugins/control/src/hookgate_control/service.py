@@ -32,7 +32,7 @@ from hookgate.errors import (
     UnavailableError,
 )
 
-from .crypto import MasterKey, hint, write_key_file
+from .crypto import ENV_VAR, MasterKey, MasterKeyMissing, hint, write_key_file
 from .roles import DEFAULT_SCOPES, role_for_scopes
 from .snapshot import hash_key
 from .store import ControlStore, StoreUnavailable, Tx, dumps, loads, new_id
@@ -160,7 +160,24 @@ class ControlPlane:
         return _Guard(self.store.reading())
 
     def master_key(self) -> MasterKey:
+        """The key that seals provider keys: ``$HOOKGATE_MASTER_KEY``, else (a SQLite store
+        only) the key file. :raises MasterKeyMissing: a shared store without the variable."""
+        if self.store.shared:
+            return MasterKey.from_env("a shared control store")
         return MasterKey.load(self.master_key_file)
+
+    def _sealing_key(self, what: str) -> MasterKey:
+        """The master key for a write that stores a provider key, or the 503 naming
+        ``HOOKGATE_MASTER_KEY`` (the write is refused, nothing is stored)."""
+        try:
+            return self.master_key()
+        except MasterKeyMissing as exc:
+            raise UnavailableError(
+                f"{what} is refused: set {ENV_VAR} (32 random bytes, URL-safe base64) alike on "
+                "every instance sharing this store; without it provider keys are not stored, "
+                "since a master key kept in the shared database would protect nothing",
+                code="master_key_missing",
+            ) from exc
 
     @staticmethod
     def _admin(who: Principal) -> None:
@@ -881,7 +898,7 @@ class ControlPlane:
                 f"virtual key {requested!r} is declared in plugins.toml; choose another slug",
                 param="slug",
             )
-        master = self.master_key() if secret else None
+        master = self._sealing_key("storing a virtual key") if secret else None
         with self._tx() as tx:
             workspace = self._workspace(tx, who, body.get("workspace_id"))
             self._writer(who, workspace, "virtual keys")
@@ -954,7 +971,7 @@ class ControlPlane:
         usage_limits = _object(body, "usage_limits")
         rate_limits = _list_of_objects(body, "rate_limits")
         options = self._vkey_options({k: v for k, v in body.items() if k != "provider"})
-        master = self.master_key() if secret else None
+        master = self._sealing_key("storing a virtual key") if secret else None
         with self._tx() as tx:
             row = self._vkey_row(tx, who, slug)
             self._writer(who, row["workspace"], "virtual keys")
@@ -1021,7 +1038,7 @@ class ControlPlane:
         file, the file is replaced once the transaction committed; with the environment, the
         operator sets the new key (``new_text``) before restarting."""
         self._admin(who)
-        old = self.master_key()
+        old = self._sealing_key("rotating the master key")
         new = MasterKey.from_text(new_text, "the new master key") if new_text else None
         text = new_text
         if new is None:

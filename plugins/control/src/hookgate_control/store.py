@@ -3,7 +3,7 @@
 :class:`ControlStore` is the interface; :class:`SQLStore` implements it in portable SQL (``?``
 placeholders, no vendor functions), and :class:`SQLiteStore` supplies SQLite's connection,
 locking and file handling. A PostgreSQL backend subclasses :class:`SQLStore` the same way
-(its driver's placeholder style, ``SERIAL`` for the audit id).
+(its driver's placeholder style and column types): see :mod:`hookgate_control.pgstore`.
 
 Every change is one transaction that also bumps a generation counter in ``meta`` and stamps
 the rows it touched with it. Gateway workers poll the counter (one tiny query every
@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +154,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX api_keys_gen ON api_keys (gen)",
         "CREATE INDEX workspaces_gen ON workspaces (gen)",
     ],
+    [
+        # Deployment-wide values every instance must agree on (the cache's partition secret
+        # when HOOKGATE_SECRET is unset); written once, by whichever instance comes first.
+        "CREATE TABLE kept (name TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL NOT NULL)",
+    ],
 ]
 
 
@@ -241,6 +246,9 @@ class Tx:
 class ControlStore(ABC):
     """What the control plane needs of a database: transactions, and the change feed."""
 
+    shared: bool = False
+    """True when other instances may use the same store (a database server, not a file)."""
+
     @abstractmethod
     def migrate(self) -> None:
         """Create or upgrade the schema, and the ``default`` workspace."""
@@ -261,6 +269,10 @@ class ControlStore(ABC):
     @abstractmethod
     def generation(self) -> int:
         """The current generation: a cheap query, polled by every worker."""
+
+    @abstractmethod
+    def kept(self, name: str, make: Callable[[], str]) -> str:
+        """A deployment-wide value, created by ``make`` the first time it is asked for."""
 
     def changes_since(self, generation: int) -> Change:
         """Every row stamped after ``generation`` (everything for 0), read in one view."""
@@ -311,13 +323,21 @@ class SQLStore(ControlStore):
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> int:
         return conn.execute(sql, tuple(params)).rowcount
 
+    def _statement(self, statement: str) -> str:
+        """A migration's DDL in this database's dialect (written in SQLite's)."""
+        return statement
+
     def _migrate(self, tx: Tx) -> None:
-        tx.run("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        tx.run(
+            self._statement(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+            )
+        )
         row = tx.one("SELECT value FROM meta WHERE key = 'schema'")
         done = int(row["value"]) if row else 0
         for statements in MIGRATIONS[done:]:
             for statement in statements:
-                tx.run(statement)
+                tx.run(self._statement(statement))
         if row is None:
             tx.run("INSERT INTO meta (key, value) VALUES ('schema', ?)", (len(MIGRATIONS),))
             tx.run("INSERT INTO meta (key, value) VALUES ('generation', 0)")
@@ -339,6 +359,24 @@ class SQLStore(ControlStore):
         with self.reading() as tx:
             row = tx.one("SELECT value FROM meta WHERE key = 'generation'")
             return int(row["value"]) if row else 0
+
+    def kept(self, name: str, make: Callable[[], str]) -> str:
+        """The value kept under ``name``; ``make()``'s, stored now, when there is none yet.
+        Writers are serialised, so instances starting together all get the first one."""
+        with self.reading() as tx:
+            row = tx.one("SELECT value FROM kept WHERE name = ?", (name,))
+        if row is not None:
+            return str(row["value"])
+        with self.transaction() as tx:
+            row = tx.one("SELECT value FROM kept WHERE name = ?", (name,))
+            if row is not None:
+                return str(row["value"])
+            value = make()
+            tx.run(
+                "INSERT INTO kept (name, value, created_at) VALUES (?, ?, ?)",
+                (name, value, time.time()),
+            )
+            return value
 
 
 class SQLiteStore(SQLStore):
