@@ -112,8 +112,7 @@ class PostgresStore(SQLStore):
             )
         except psycopg.Error as exc:
             raise StoreUnavailable(
-                f"cannot connect to the control store at {redacted(self.url)}: "
-                f"{_first_line(exc)}"
+                f"cannot connect to the control store at {redacted(self.url)}: {_first_line(exc)}"
             ) from exc
 
     @contextmanager
