@@ -211,7 +211,7 @@ def propagation(folder: Path, rounds: int) -> str:
         workers: dict[int, httpx.Client] = {}
         for _ in range(200):
             client = httpx.Client(base_url=f"http://127.0.0.1:{port_a}", timeout=10)
-            pid = client.get("/_worker").json()["pid"]
+            pid = client.get("/_worker", headers=headers).json()["pid"]  # every route wants a key
             if pid in workers:
                 client.close()
                 continue

@@ -188,7 +188,9 @@ def cluster(
                 "gateway-2:8787": f"127.0.0.1:{instances[1].port}",
             },
         )
-        yield Cluster(redis, postgres_server, database, chroma, instances, nginx, env)
+        cluster = Cluster(redis, postgres_server, database, chroma, instances, nginx, env)
+        yield cluster
+        redis = cluster.redis  # a test may have replaced it with a restarted one
     finally:
         if nginx is not None:
             nginx.close()
