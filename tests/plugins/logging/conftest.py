@@ -20,6 +20,8 @@ class Logged:
     gateway: Gateway
     log_file: Path
     db: Path
+    url: str | None = None
+    """The PostgreSQL store's URL, when the records go there instead of ``db``."""
 
     @property
     def plugin(self) -> Any:
@@ -38,6 +40,12 @@ class Logged:
             return conn.execute(sql).fetchall()
 
     def records(self) -> list[dict[str, Any]]:
+        if self.url is not None:
+            import psycopg
+
+            with psycopg.connect(self.url) as conn:
+                rows = conn.execute("SELECT record FROM hookgate_requests ORDER BY id").fetchall()
+            return [orjson.loads(row[0]) for row in rows]
         return [orjson.loads(row[0]) for row in self.rows()]
 
     async def one(self) -> dict[str, Any]:
@@ -55,9 +63,12 @@ class Logged:
 
 @pytest.fixture
 def logged(write_toml, tmp_path: Path) -> Callable[..., Logged]:
-    """``logged(extra_toml="", plugins=...)``: a Gateway with mock + logging (not started)."""
+    """``logged(extra_toml="", plugins=..., url=None)``: a Gateway with mock + logging (not
+    started), its store in ``logs.db``, or in PostgreSQL at ``url``."""
 
-    def make(extra: str = "", plugins: str = '["mock", "logging"]') -> Logged:
+    def make(
+        extra: str = "", plugins: str = '["mock", "logging"]', url: str | None = None
+    ) -> Logged:
         log_file = tmp_path / "requests.jsonl"
         db = tmp_path / "logs.db"
         path = write_toml(
@@ -68,10 +79,18 @@ def logged(write_toml, tmp_path: Path) -> Callable[..., Logged]:
 
             [plugins.logging]
             log_to = "{log_file}"
-            store = {{ path = "logs.db" }}
+            store = {{ {f'url = "{url}"' if url else 'path = "logs.db"'} }}
             """
             + extra
         )
-        return Logged(Gateway.from_toml(path), log_file, db)
+        return Logged(Gateway.from_toml(path), log_file, db, url)
 
     return make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str | None:
+    """Each store in turn: None for the SQLite file, else a fresh PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("postgres_url"))

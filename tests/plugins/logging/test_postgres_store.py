@@ -340,3 +340,53 @@ async def test_logs_copy_moves_a_sqlite_store_into_postgres_once(logged, postgre
     with psycopg.connect(postgres_url) as conn:
         rows = conn.execute("SELECT record FROM hookgate_requests ORDER BY ts").fetchall()
     assert [json.loads(r[0]) for r in rows] == log.records()
+
+
+def test_a_database_from_before_the_rollups_gets_them_and_answers_the_query_hooks(postgres_url):
+    """An older schema (no workspace or config columns, no rollup tables) is brought up to
+    date on first use, its records added into the rollups once."""
+    from hookgate.logquery import AggregateQuery, LogFilter, LogQuery
+    from hookgate_logging.query import LogReader
+
+    now = time.time()
+    items = []
+    for i in range(6):
+        item = {
+            "ts": now - 30 + i,
+            "trace_id": f"old-{i}",
+            "model": "m",
+            "provider": "p1" if i % 2 else "p2",
+            "status": 200,
+            "latency_ms": 12.0,
+            "total_tokens": 3,
+            "attempts": [],
+            "metadata": {"team": "red"},
+        }
+        items.append((item, json.dumps(item)))
+    store = PostgresLogStore(postgres_url)
+    store.write(None, items)
+    assert store.flush(10)
+    store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # back to the older schema
+        for table in ("hookgate_rollup", "hookgate_rollup_meta", "hookgate_rollup_dim"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP INDEX hookgate_requests_failed")
+        for column in ("workspace", "config_id", "config_version"):
+            conn.execute(f"ALTER TABLE hookgate_requests DROP COLUMN {column}")
+    reader = LogReader(PostgresLogStore(postgres_url))
+    try:
+        with reader.store.reading() as conn:
+            window = LogFilter(since=now - 120, until=now + 60)
+            agg = reader.aggregate(conn, AggregateQuery(filter=window, metadata_key="team"))
+            assert agg.requests == 6 and agg.total_tokens == 18
+            assert [(m["value"], m["requests"]) for m in agg.by_metadata] == [("red", 6)]
+            p1 = reader.aggregate(
+                conn,
+                AggregateQuery(filter=LogFilter(since=now - 120, until=now + 60, provider="p1")),
+            )
+            assert p1.requests == 3
+            page = reader.page(conn, LogQuery(filter=LogFilter(model="m"), limit=4))
+            assert [r["trace_id"] for r in page.records] == ["old-5", "old-4", "old-3", "old-2"]
+            assert page.next_cursor is not None
+    finally:
+        reader.close()

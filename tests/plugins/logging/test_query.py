@@ -1,4 +1,5 @@
-"""The log query interface (query_logs / aggregate_logs) answered from the SQLite store."""
+"""The log query interface (query_logs / aggregate_logs), answered by each store: the SQLite
+file and PostgreSQL (the ``backend`` fixture runs a test on both)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import orjson
 import pytest
 from hookgate import BadRequestError, CallOptions
 from hookgate.logquery import AggregateQuery, LogFilter, LogQuery
+from hookgate_logging.pgstore import PostgresLogStore
 from hookgate_logging.query import LogReader
+from hookgate_logging.sql import SQLITE, record_filters
 from hookgate_logging.store import LogStore, rollups
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -36,8 +39,8 @@ async def _fill(gw, n: int = 12) -> None:
             )
 
 
-async def test_pages_come_newest_first_and_the_cursor_walks_them_all(logged):
-    setup = logged(extra="[plugins.cache]\n", plugins='["mock", "cache", "logging"]')
+async def test_pages_come_newest_first_and_the_cursor_walks_them_all(logged, backend):
+    setup = logged(extra="[plugins.cache]\n", plugins='["mock", "cache", "logging"]', url=backend)
     gw = setup.gateway
     async with gw:
         await _fill(gw)
@@ -78,8 +81,8 @@ async def test_pages_come_newest_first_and_the_cursor_walks_them_all(logged):
             await gw.hooks.query_logs(gw, LogQuery(cursor="not-a-cursor"))
 
 
-async def test_aggregates_from_rollups_match_the_records(logged):
-    setup = logged(extra="[plugins.cache]\n", plugins='["mock", "cache", "logging"]')
+async def test_aggregates_from_rollups_match_the_records(logged, backend):
+    setup = logged(extra="[plugins.cache]\n", plugins='["mock", "cache", "logging"]', url=backend)
     gw = setup.gateway
     async with gw:
         start = time.time() - 120
@@ -123,14 +126,62 @@ async def test_aggregates_from_rollups_match_the_records(logged):
         assert raw.requests == 6
         assert raw.errors == 2
         assert [m["value"] for m in raw.by_metadata] == ["red"]
+        # one metadata pair without a grouping key: from the dimension rollups, the same numbers
+        red = await gw.hooks.aggregate_logs(
+            gw,
+            AggregateQuery(filter=LogFilter(since=start, until=now, metadata=(("team", "red"),))),
+        )
+        assert (red.requests, red.errors, red.histogram, red.total_tokens) == (
+            raw.requests,
+            raw.errors,
+            raw.histogram,
+            raw.total_tokens,
+        )
+        assert red.by_model == raw.by_model
+        assert red.error_series == raw.error_series
+        by_provider = await gw.hooks.aggregate_logs(
+            gw, AggregateQuery(filter=LogFilter(since=start, until=now, provider="mock"))
+        )
+        served = [r for r in records if r["provider"] == "mock"]
+        assert by_provider.requests == len(served) > 0
+        assert by_provider.total_tokens == sum(r["total_tokens"] or 0 for r in served)
+        # two such filters at once: from the records
+        both = await gw.hooks.aggregate_logs(
+            gw,
+            AggregateQuery(
+                filter=LogFilter(
+                    since=start, until=now, provider="mock", metadata=(("team", "blue"),)
+                )
+            ),
+        )
+        blue = [r for r in served if r["metadata"].get("team") == "blue"]
+        assert both.requests == len(blue) > 0
         with pytest.raises(BadRequestError, match="time range"):
             await gw.hooks.aggregate_logs(gw, AggregateQuery())
 
 
-def test_workspace_and_config_version_filter_records_and_rollups(tmp_path):
+def write_directly(store: LogStore | PostgresLogStore, records: list[dict]) -> None:
+    items = [(r, orjson.dumps(r).decode()) for r in records]
+    if isinstance(store, PostgresLogStore):
+        store.write(None, items)
+        assert store.flush(10)
+        store.close()
+        return
+    conn = store.connect()
+    try:
+        store.write(conn, items)
+    finally:
+        conn.close()
+
+
+def a_store(tmp_path, backend: str | None) -> LogStore | PostgresLogStore:
+    return PostgresLogStore(backend) if backend else LogStore(tmp_path / "logs.db")
+
+
+def test_workspace_and_config_version_filter_records_and_rollups(tmp_path, backend):
     """What a control plane puts on a record (workspace, config version) filters pages and
     aggregates: a workspace sees only its own."""
-    store = LogStore(tmp_path / "logs.db")
+    store = a_store(tmp_path, backend)
     now = time.time()
     records = [
         {
@@ -147,11 +198,7 @@ def test_workspace_and_config_version_filter_records_and_rollups(tmp_path):
         }
         for i in range(9)
     ]
-    conn = store.connect()
-    try:
-        store.write(conn, [(r, orjson.dumps(r).decode()) for r in records])
-    finally:
-        conn.close()
+    write_directly(store, records)
     reader = LogReader(store)
     try:
         with reader.store.reading() as conn:
@@ -169,6 +216,65 @@ def test_workspace_and_config_version_filter_records_and_rollups(tmp_path):
                 AggregateQuery(filter=LogFilter(since=now - 60, until=now + 60, config_version=3)),
             )
             assert agg.requests == 3
+            agg = reader.aggregate(
+                conn,
+                AggregateQuery(
+                    filter=LogFilter(
+                        since=now - 60, until=now + 60, config_id="pc-x", config_version=3
+                    )
+                ),
+            )
+            assert agg.requests == 3 and agg.total_tokens == 6
+            agg = reader.aggregate(
+                conn,
+                AggregateQuery(filter=LogFilter(since=now - 60, until=now + 60, config_id="pc-x")),
+            )
+            assert agg.requests == 9
+    finally:
+        reader.close()
+
+
+def test_failed_requests_of_one_model_page_from_their_own_index(tmp_path, backend):
+    """ "5xx for this model" (the logs page's commonest hunt) pages through failures only,
+    newest first, the cursor included."""
+    store = a_store(tmp_path, backend)
+    now = time.time()
+    records = [
+        {
+            "ts": now - 100 + i,
+            "trace_id": f"t{i}",
+            "model": "m" if i % 2 else "other",
+            "model_answered": "m" if i % 2 else "other",
+            "status": 503 if i % 10 == 1 else (429 if i % 10 == 3 else 200),
+            "latency_ms": 5.0,
+            "metadata": {},
+        }
+        for i in range(100)
+    ]
+    write_directly(store, records)
+    reader = LogReader(store)
+    try:
+        with reader.store.reading() as conn:
+            f = LogFilter(model="m", status_class=5)
+            first = reader.page(conn, LogQuery(filter=f, limit=6))
+            rest = reader.page(conn, LogQuery(filter=f, limit=6, cursor=first.next_cursor))
+            seen = [r["trace_id"] for r in first.records + rest.records]
+            assert seen == [f"t{i}" for i in range(91, 0, -10)]
+            assert rest.next_cursor is None
+            limited = reader.page(conn, LogQuery(filter=LogFilter(status=429, model="m")))
+            assert [r["trace_id"] for r in limited.records] == [f"t{i}" for i in range(93, 0, -10)]
+            if isinstance(store, LogStore):
+                clauses, params = record_filters(SQLITE, f)
+                plan = " ".join(
+                    str(row[-1])
+                    for row in conn.execute(
+                        "EXPLAIN QUERY PLAN SELECT id, ts FROM requests WHERE "
+                        + " AND ".join(clauses)
+                        + " ORDER BY ts DESC, id DESC LIMIT 51",
+                        params,
+                    )
+                )
+                assert "requests_failed" in plan, plan
     finally:
         reader.close()
 
@@ -220,8 +326,8 @@ def test_rollups_sum_a_batch_per_minute_and_kind():
         {"ts": base + 2, "model": "m", "status": 200, "latency_ms": 400.0, "total_tokens": 5},
         {"ts": base + 61, "model": "m", "status": 200, "latency_ms": 4.0},
     ]
-    sums, meta = rollups(records)
-    assert meta == []
+    sums, meta, dims = rollups(records)
+    assert meta == [] and dims == []
     minutes = [row for row in sums if row[0] == 1]  # the per-minute level
     assert sorted(row[1] for row in minutes) == [1000, 1001]
     first = next(row for row in minutes if row[1] == 1000)

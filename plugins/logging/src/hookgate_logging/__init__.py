@@ -1,5 +1,6 @@
 """hookgate-logging: one structured record per request, tokens and cost, Prometheus metrics, a
-SQLite log store with ``hookgate logs`` / ``hookgate stats``, and optional OpenTelemetry spans.
+log store (a SQLite file, or PostgreSQL shared by every instance) that answers the log query
+hooks and ``hookgate logs`` / ``hookgate stats``, and optional OpenTelemetry spans.
 
 ``post_response`` only appends what it saw to a list (see :mod:`hookgate_logging.writer`): the
 record is built, counted and rendered on the event loop once the response has gone out, and a
@@ -201,10 +202,11 @@ class Plugin:
         if settings.store.enabled and settings.store.url:
             store = self._postgres_store()
         elif settings.store.enabled:
-            from .query import LogReader
-
             self.store_path = _resolve(settings.store.path, config.source)
             store = LogStore(self.store_path, settings.store.busy_timeout_s)
+        if store is not None:
+            from .query import LogReader
+
             self.reader = LogReader(store)
         spans = None
         if self.tracer_provider is not None:

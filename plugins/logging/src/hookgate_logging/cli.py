@@ -140,15 +140,24 @@ def add_commands(cli: click.Group) -> None:
         as_json: bool,
     ) -> None:
         """Show logged requests, newest first."""
+        from hookgate.logquery import LogFilter
+
+        from .query import read_records
+
         store = _open(config_path, db)
-        records = _reading(store.query)(
+        wanted = LogFilter(
             since=parse_time(since),
             until=parse_time(until),
             model=model,
             status=status,
             trace_id=trace_id,
-            limit=limit,
         )
+
+        def read() -> list[dict[str, Any]]:
+            with store.reading() as conn:
+                return read_records(conn, store.dialect, wanted, limit)
+
+        records = _reading(read)()
         if as_json:
             for record in records:
                 click.echo(orjson.dumps(record).decode())

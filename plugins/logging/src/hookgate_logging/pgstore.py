@@ -34,9 +34,9 @@ from typing import Any
 import orjson
 import structlog
 
-from .store import COLUMNS
+from .sql import COLUMNS, POSTGRES, record_row, rollups, upsert
 
-__all__ = ["TABLE", "PostgresLogStore", "is_postgres_url", "pg_filters", "register_url_secrets"]
+__all__ = ["TABLE", "PostgresLogStore", "is_postgres_url", "register_url_secrets"]
 
 log = structlog.get_logger("hookgate.logging")
 
@@ -77,12 +77,23 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     metadata jsonb,
     record text NOT NULL
 ) PARTITION BY RANGE (ts);
+ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS config_id text;
+ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS config_version integer;
+ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS workspace text;
 CREATE INDEX IF NOT EXISTS {TABLE}_ts_id ON {TABLE} (ts, id);
 CREATE INDEX IF NOT EXISTS {TABLE}_trace_id ON {TABLE} (trace_id);
 CREATE INDEX IF NOT EXISTS {TABLE}_model_ts ON {TABLE} (model, ts);
 CREATE INDEX IF NOT EXISTS {TABLE}_status_ts ON {TABLE} (status, ts);
 CREATE INDEX IF NOT EXISTS {TABLE}_provider_ts ON {TABLE} (provider, ts);
+CREATE INDEX IF NOT EXISTS {TABLE}_workspace_ts ON {TABLE} (workspace, ts);
+CREATE INDEX IF NOT EXISTS {TABLE}_config_ts ON {TABLE} (config_id, ts);
+CREATE INDEX IF NOT EXISTS {TABLE}_failed ON {TABLE} (
+    ts, id, status, model, model_answered, provider, cache_status, workspace, config_id,
+    config_version, error_type
+) WHERE status >= 400;
 """
+_ROLLUP_TABLES = ("rollup", "rollup_meta", "rollup_dim")
+_UPSERTS = tuple(upsert(POSTGRES, name) for name in _ROLLUP_TABLES)
 _COPY = f"COPY {TABLE} ({', '.join(COLUMNS)}, metadata, record) FROM STDIN"
 
 
@@ -101,20 +112,6 @@ def register_url_secrets(url: str) -> None:
     if password:
         register_secret(password)
         register_secret(unquote(password))
-
-
-def _row(record: dict[str, Any], text: str) -> tuple[Any, ...]:
-    values: list[Any] = []
-    for column in COLUMNS:
-        value = record.get(column)
-        if column == "attempts":
-            value = len(value or ())
-        elif column == "stream":
-            value = bool(value)
-        values.append(value)
-    values.append(orjson.dumps(record.get("metadata") or {}).decode())
-    values.append(text)
-    return tuple(values)
 
 
 def _partition(day: int) -> str:
@@ -141,11 +138,51 @@ def connect(url: str, connect_timeout: float = 5.0, **kwargs: Any) -> Any:
 def migrate(conn: Any) -> None:
     """Create the table and its indexes, and today's and tomorrow's partitions (idempotent;
     serialised between instances by an advisory lock)."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
-        conn.execute(_SCHEMA)
+    if not _current(conn):
+        _create(conn)
     today = int(time.time() // _DAY) * _DAY
     ensure_partitions(conn, {today, today + _DAY})
+
+
+def _current(conn: Any) -> bool:
+    """Whether the schema is already this version's (checked without a lock: ALTER TABLE
+    would wait for, and hold up, every writer)."""
+    row = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+        (f"{TABLE}_failed", POSTGRES.rollup_dim),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _create(conn: Any) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+        absent = [
+            name
+            for name in _ROLLUP_TABLES
+            if conn.execute("SELECT to_regclass(%s)", (POSTGRES.table(name),)).fetchone()[0] is None
+        ]
+        conn.execute(_SCHEMA)
+        conn.execute(POSTGRES.rollup_schema())
+        if absent:  # a database from before these rollups: add up what it holds
+            _backfill(conn, [i for i, name in enumerate(_ROLLUP_TABLES) if name in absent])
+
+
+def _backfill(conn: Any, tables: list[int]) -> None:
+    with conn.cursor(name="hookgate_rollup_backfill") as cur:
+        cur.execute(f"SELECT record FROM {TABLE} ORDER BY id")
+        while batch := cur.fetchmany(5000):
+            _add_rollups(conn, [orjson.loads(row[0]) for row in batch], tables)
+
+
+def _add_rollups(
+    conn: Any, records: list[dict[str, Any]], tables: Sequence[int] = (0, 1, 2)
+) -> None:
+    sums = rollups(records)
+    with conn.cursor() as cur:
+        for i in tables:
+            if sums[i]:
+                cur.executemany(_UPSERTS[i], sums[i])
 
 
 def ensure_partitions(conn: Any, days: set[int]) -> None:
@@ -160,6 +197,8 @@ def ensure_partitions(conn: Any, days: set[int]) -> None:
 
 class PostgresLogStore:
     """Request records in PostgreSQL, written by a thread of its own from a bounded backlog."""
+
+    dialect = POSTGRES
 
     has_own_thread = True
     """The writer waits for :meth:`flush` and calls :meth:`close` at the end."""
@@ -348,9 +387,12 @@ class PostgresLogStore:
         if missing := days - self._days:
             ensure_partitions(conn, missing | {max(missing) + _DAY})
             self._days |= missing
-        with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
-            for record, text in batch:
-                copy.write_row(_row(record, text))
+        # The rollups in the same transaction: they count exactly the records that are in.
+        with conn.transaction():
+            with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                for record, text in batch:
+                    copy.write_row(record_row(record, text, stream_as_bool=True))
+            _add_rollups(conn, [record for record, _ in batch])
 
     def write_now(self, records: Sequence[tuple[dict[str, Any], str]]) -> int:
         """Insert ``records`` now, on this thread, skipping any whose trace id and time are
@@ -383,6 +425,10 @@ class PostgresLogStore:
                     conn.execute(f"DROP TABLE {name}")
                     self._days.discard(int(upper) - _DAY)
             conn.execute(f"DELETE FROM {TABLE} WHERE ts < %s", (cutoff,))
+            for name in _ROLLUP_TABLES:
+                conn.execute(
+                    f"DELETE FROM {POSTGRES.table(name)} WHERE minute < %s", (int(cutoff // 60),)
+                )
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_RETENTION_LOCK,))
 
@@ -404,7 +450,7 @@ class PostgresLogStore:
             out.append((name, day + _DAY))
         return sorted(out, key=lambda item: item[1])
 
-    # ---- reading (hookgate logs / stats) ------------------------------------------------------
+    # ---- reading (the log query hooks, hookgate logs / stats) -------------------------------
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
@@ -415,47 +461,25 @@ class PostgresLogStore:
         finally:
             conn.close()
 
-    def query(
-        self,
-        *,
-        since: float | None = None,
-        until: float | None = None,
-        model: str | None = None,
-        status: int | None = None,
-        trace_id: str | None = None,
-        limit: int | None = 50,
-    ) -> list[dict[str, Any]]:
-        """Records, newest first, matching every filter given."""
-        where, params = pg_filters(since, until, model, status, trace_id)
-        sql = f"SELECT record FROM {TABLE}{where} ORDER BY ts DESC, id DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        with self.reading() as conn:
-            return [orjson.loads(row[0]) for row in conn.execute(sql, params)]
+    def reader_connection(self) -> Any:
+        """A connection for a query thread: a statement may run for 30 s at most, so a
+        console page never waits on a wedged database for longer."""
+        conn = connect(self.url, self.connect_timeout, options="-c statement_timeout=30000")
+        try:
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
+    def reader_failed(self, exc: Exception) -> Exception | None:
+        """A database error as a 503 naming the store (the URL and password redacted)."""
+        if not type(exc).__module__.startswith("psycopg"):
+            return None
+        from hookgate.errors import UnavailableError
+        from hookgate.log import redact
 
-def pg_filters(
-    since: float | None,
-    until: float | None,
-    model: str | None = None,
-    status: int | None = None,
-    trace_id: str | None = None,
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if since is not None:
-        clauses.append("ts >= %s")
-        params.append(since)
-    if until is not None:
-        clauses.append("ts < %s")
-        params.append(until)
-    if model is not None:
-        clauses.append("(model = %s OR model_answered = %s)")
-        params += [model, model]
-    if status is not None:
-        clauses.append("status = %s")
-        params.append(status)
-    if trace_id is not None:
-        clauses.append("trace_id = %s")
-        params.append(trace_id)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+        log.warning("log_store_query_failed", store="postgresql", error=redact(str(exc)).strip())
+        return UnavailableError(
+            f"the PostgreSQL log store cannot be read: {redact(str(exc)).strip()}"
+        )

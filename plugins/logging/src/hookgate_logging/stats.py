@@ -11,7 +11,9 @@ import math
 import sqlite3
 from typing import Any
 
-from .store import _filters
+from hookgate.logquery import LogFilter
+
+from .sql import POSTGRES, SQLITE, record_filters, where
 
 __all__ = ["HISTOGRAM_EDGES_MS", "compute_stats", "render_stats"]
 
@@ -35,27 +37,23 @@ def compute_stats(
     postgres: bool = False,
 ) -> dict[str, Any]:
     """The numbers, from a SQLite connection, or a psycopg one with ``postgres=True``."""
-    if postgres:
-        from .pgstore import TABLE, pg_filters
-
-        where, params = pg_filters(since, until)
-        table = TABLE
-    else:
-        where, params = _filters(since, until)
-        table = "requests"
+    d = POSTGRES if postgres else SQLITE
+    clauses, params = record_filters(d, LogFilter(since=since, until=until))
+    where_ = d.sql(where(clauses))
+    table = d.requests
 
     def rows(sql: str, extra: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return conn.execute(sql, [*(extra or []), *params]).fetchall()
 
     count, errors = rows(
         "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) "
-        f"AS BIGINT) FROM {table}{where}"
+        f"AS BIGINT) FROM {table}{where_}"
     )[0]
     latencies = [
         r[0]
         for r in rows(
-            f"SELECT latency_ms FROM {table}{where}"
-            f"{' AND' if where else ' WHERE'} latency_ms IS NOT NULL ORDER BY latency_ms"
+            f"SELECT latency_ms FROM {table}{where_}"
+            f"{' AND' if where_ else ' WHERE'} latency_ms IS NOT NULL ORDER BY latency_ms"
         )
     ]
     histogram = []
@@ -67,13 +65,13 @@ def compute_stats(
     hits, lookups = rows(
         "SELECT CAST(COALESCE(SUM(CASE WHEN cache_status IN ('HIT', 'SEMANTIC HIT') THEN 1 "
         "ELSE 0 END), 0) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN cache_status != 'DISABLED' "
-        f"THEN 1 ELSE 0 END), 0) AS BIGINT) FROM {table}{where}"
+        f"THEN 1 ELSE 0 END), 0) AS BIGINT) FROM {table}{where_}"
     )[0]
     error_types = [
         {"error_type": t, "error_code": c, "status": s, "n": n}
         for t, c, s, n in rows(
             f"SELECT error_type, error_code, status, COUNT(*) FROM {table}"
-            f"{where}{' AND' if where else ' WHERE'} error_type IS NOT NULL "
+            f"{where_}{' AND' if where_ else ' WHERE'} error_type IS NOT NULL "
             "GROUP BY error_type, error_code, status ORDER BY COUNT(*) DESC, error_type"
         )
     ]
@@ -100,7 +98,7 @@ def compute_stats(
     by_model = usage(
         "model",
         rows(
-            f"SELECT COALESCE(model_answered, model) AS m, {usage_columns} FROM {table}{where} "
+            f"SELECT COALESCE(model_answered, model) AS m, {usage_columns} FROM {table}{where_} "
             "GROUP BY m ORDER BY COUNT(*) DESC, m"
         ),
     )
@@ -130,7 +128,7 @@ def compute_stats(
                 "value",
                 rows(
                     f"SELECT {pick} AS v, {usage_columns} FROM {table}"
-                    f"{where} GROUP BY v ORDER BY COUNT(*) DESC, v",
+                    f"{where_} GROUP BY v ORDER BY COUNT(*) DESC, v",
                     [key],
                 ),
             ),

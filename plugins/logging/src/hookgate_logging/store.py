@@ -7,10 +7,9 @@ The full record is kept as JSON in ``record``; the columns that queries filter a
 on are stored beside it.
 
 Monitoring reads pre-aggregated rows, not the records: each batch also adds its records into
-``rollup`` (per 1, 5, 15 and 60 minutes, and per workspace, model answered, cache status,
-status and error type: counts, tokens, cost and a latency histogram) and ``rollup_meta`` (the
-same periods, per metadata key and value), in the same transaction. A day of a million records
-is then a few thousand rows to add up. :mod:`hookgate_logging.query` reads both for the log query hooks.
+the rollup tables (``rollup``, ``rollup_meta``, ``rollup_dim``: see :mod:`.sql`) in the same
+transaction. A day of a million records is then a few thousand rows to add up.
+:mod:`hookgate_logging.query` reads them for the log query hooks.
 """
 
 from __future__ import annotations
@@ -23,40 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from hookgate.logquery import LATENCY_EDGES_MS, latency_bucket
 
-__all__ = ["COLUMNS", "LogStore"]
+from .sql import COLUMNS, SQLITE, record_row, rollups, upsert
 
-COLUMNS = (
-    "ts",
-    "trace_id",
-    "endpoint",
-    "provider",
-    "model",
-    "model_answered",
-    "target",
-    "status",
-    "stream",
-    "cache_status",
-    "cache_similarity",
-    "latency_ms",
-    "upstream_ms",
-    "ttft_ms",
-    "attempts",
-    "retries",
-    "fallbacks",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "usage_source",
-    "cost_usd",
-    "cost_saved_usd",
-    "error_type",
-    "error_code",
-)
-# Columns added after the first release (SQLite only): an older file gets them with ALTER TABLE.
+__all__ = ["COLUMNS", "LogStore", "rollups"]
+
+# Columns added after the first release: an older file gets them with ALTER TABLE.
 _ADDED = {"config_id": "TEXT", "config_version": "INTEGER", "workspace": "TEXT"}
-_SQLITE_COLUMNS = (*COLUMNS, *_ADDED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -90,186 +62,35 @@ CREATE TABLE IF NOT EXISTS requests (
     record TEXT NOT NULL
 );
 """
+# The failed requests (a few percent) get an index of their own that holds every column a
+# logs filter names beside them, newest first: "5xx for this model" walks only failures and
+# never opens a row it will not show. (It replaces an index on (status, ts), which made the
+# planner read every 5xx row, then sort them.)
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 CREATE INDEX IF NOT EXISTS requests_trace_id ON requests (trace_id);
 CREATE INDEX IF NOT EXISTS requests_model_ts ON requests (model, ts);
 CREATE INDEX IF NOT EXISTS requests_workspace_ts ON requests (workspace, ts);
 CREATE INDEX IF NOT EXISTS requests_config_ts ON requests (config_id, ts);
-CREATE INDEX IF NOT EXISTS requests_status_ts ON requests (status, ts);
+DROP INDEX IF EXISTS requests_status_ts;
+CREATE INDEX IF NOT EXISTS requests_failed ON requests (
+    ts, id, status, model, model_answered, provider, cache_status, workspace, config_id,
+    config_version, error_type
+) WHERE status >= 400;
 """
-HIST = len(LATENCY_EDGES_MS) + 1
-_HIST_COLUMNS = [f"h{i}" for i in range(HIST)]
-LEVELS = (1, 5, 15, 60)
-"""Rollup granularities in minutes: a query reads the coarsest that divides its bucket."""
-ROLLUP_KEYS = ("level", "minute", "workspace", "model", "cache_status", "status", "error_type")
-ROLLUP_SUMS = (
-    "n",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost_usd",
-    "cost_saved_usd",
-    *_HIST_COLUMNS,
-)
-META_KEYS = ("level", "minute", "workspace", "key", "value")
-META_SUMS = (
-    "n",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost_usd",
-    "cost_saved_usd",
-)
-_ROLLUP_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS rollup (
-    level INTEGER NOT NULL, minute INTEGER NOT NULL,
-    workspace TEXT NOT NULL, model TEXT NOT NULL, cache_status TEXT NOT NULL,
-    status INTEGER NOT NULL, error_type TEXT NOT NULL,
-    n INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
-    total_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, cost_saved_usd REAL NOT NULL,
-    {", ".join(f"{c} INTEGER NOT NULL" for c in _HIST_COLUMNS)},
-    PRIMARY KEY ({", ".join(ROLLUP_KEYS)})
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_meta (
-    level INTEGER NOT NULL, minute INTEGER NOT NULL, workspace TEXT NOT NULL,
-    key TEXT NOT NULL, value TEXT NOT NULL,
-    n INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
-    total_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, cost_saved_usd REAL NOT NULL,
-    PRIMARY KEY (key, level, minute, workspace, value)
-) WITHOUT ROWID;
-"""
-
-
-def _upsert(table: str, keys: tuple[str, ...], sums: tuple[str, ...]) -> str:
-    columns = (*keys, *sums)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
-        + ", ".join(f"{c} = {c} + excluded.{c}" for c in sums)
-    )
-
-
-_ROLLUP_UPSERT = _upsert("rollup", ROLLUP_KEYS, ROLLUP_SUMS)
-_META_UPSERT = _upsert("rollup_meta", META_KEYS, META_SUMS)
-_META_VALUE_CHARS = 200
+_ROLLUP_TABLES = ("rollup", "rollup_meta", "rollup_dim")
 _INSERT = (
-    f"INSERT INTO requests ({', '.join(_SQLITE_COLUMNS)}, metadata, record) "
-    f"VALUES ({', '.join('?' for _ in _SQLITE_COLUMNS)}, ?, ?)"
+    f"INSERT INTO requests ({', '.join(COLUMNS)}, metadata, record) "
+    f"VALUES ({', '.join('?' for _ in COLUMNS)}, ?, ?)"
 )
+_UPSERTS = tuple(upsert(SQLITE, name) for name in _ROLLUP_TABLES)
 _LOCK_RETRIES = 20
-
-
-def _row(record: dict[str, Any], text: str) -> tuple[Any, ...]:
-    values: list[Any] = []
-    for column in _SQLITE_COLUMNS:
-        value = record.get(column)
-        if column == "attempts":
-            value = len(value or ())
-        elif column == "stream":
-            value = int(bool(value))
-        values.append(value)
-    values.append(orjson.dumps(record.get("metadata") or {}).decode())
-    values.append(text)
-    return tuple(values)
-
-
-def _num(value: Any) -> float:
-    kind = type(value)
-    return value if kind is int or kind is float else 0
-
-
-def rollups(
-    records: Sequence[dict[str, Any]],
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """What ``records`` add to ``rollup`` and ``rollup_meta``, summed per key and level.
-
-    Runs on the writer's thread for every batch, so it is kept lean: each record is added
-    once, into its minute; the coarser periods are then added up from the minutes.
-    """
-    width = 6 + HIST
-    sums: dict[tuple[Any, ...], list[Any]] = {}
-    meta: dict[tuple[Any, ...], list[Any]] = {}
-    for record in records:
-        ts = record.get("ts")
-        if not isinstance(ts, int | float):
-            continue
-        get = record.get
-        workspace = get("workspace") or ""
-        status = get("status")
-        key = (
-            int(ts // 60),
-            workspace,
-            get("model_answered") or get("model") or "",
-            get("cache_status") or "",
-            status if type(status) is int else 0,
-            get("error_type") or "",
-        )
-        row = sums.get(key)
-        if row is None:
-            row = sums[key] = [0] * width
-        row[0] += 1
-        prompt, completion, total = (
-            get("prompt_tokens"),
-            get("completion_tokens"),
-            get("total_tokens"),
-        )
-        cost, saved = get("cost_usd"), get("cost_saved_usd")
-        if prompt is not None:
-            row[1] += _num(prompt)
-        if completion is not None:
-            row[2] += _num(completion)
-        if total is not None:
-            row[3] += _num(total)
-        if cost is not None:
-            row[4] += _num(cost)
-        if saved is not None:
-            row[5] += _num(saved)
-        bucket = latency_bucket(get("latency_ms"))
-        if bucket is not None:
-            row[6 + bucket] += 1
-        metadata = get("metadata")
-        if metadata:
-            adds = (1, _num(prompt), _num(completion), _num(total), _num(cost), _num(saved))
-            for name, value in metadata.items():
-                mkey = (
-                    key[0],
-                    workspace,
-                    str(name)[:_META_VALUE_CHARS],
-                    str(value)[:_META_VALUE_CHARS],
-                )
-                mrow = meta.get(mkey)
-                if mrow is None:
-                    meta[mkey] = list(adds)
-                else:
-                    mrow[0] += 1
-                    mrow[1] += adds[1]
-                    mrow[2] += adds[2]
-                    mrow[3] += adds[3]
-                    mrow[4] += adds[4]
-                    mrow[5] += adds[5]
-    return _levels(sums), _levels(meta)
-
-
-def _levels(minutes: dict[tuple[Any, ...], list[Any]]) -> list[tuple[Any, ...]]:
-    """Rows for every level from per-minute sums keyed ``(minute, *rest)``."""
-    out = [(1, *key, *values) for key, values in minutes.items()]
-    for level in LEVELS[1:]:
-        coarse: dict[tuple[Any, ...], list[Any]] = {}
-        for key, values in minutes.items():
-            ckey = (key[0] - key[0] % level, *key[1:])
-            found = coarse.get(ckey)
-            if found is None:
-                coarse[ckey] = list(values)
-            else:
-                for i, value in enumerate(values):
-                    found[i] += value
-        out.extend((level, *key, *values) for key, values in coarse.items())
-    return out
 
 
 class LogStore:
     """A SQLite file of request records."""
+
+    dialect = SQLITE
 
     def __init__(self, path: str | Path, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
@@ -298,29 +119,41 @@ class LogStore:
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
         conn.executescript(_SCHEMA)
-        have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
-        missing = [(c, t) for c, t in _ADDED.items() if c not in have]
-        has_rollup = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rollup'"
-        ).fetchone()
-        if not missing and has_rollup:
+
+        def state() -> tuple[list[tuple[str, str]], list[str]]:
+            have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+            tables = {
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            return (
+                [(c, t) for c, t in _ADDED.items() if c not in have],
+                [t for t in _ROLLUP_TABLES if t not in tables],
+            )
+
+        missing, absent = state()
+        if not missing and not absent:
             conn.executescript(_INDEXES)  # no-ops when present: cheap
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
-            for column, kind in _ADDED.items():
-                if column not in have:
-                    conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
-            for statement in (_INDEXES + _ROLLUP_SCHEMA).split(";"):
+            missing, absent = state()
+            for column, kind in missing:
+                conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
+            for statement in (_INDEXES + SQLITE.rollup_schema()).split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            if not has_rollup:  # a file from before the rollups: add up what it holds
+            if absent:  # a file from before these rollups: add up what it holds
+                fill = [
+                    (sql, i)
+                    for i, (name, sql) in enumerate(zip(_ROLLUP_TABLES, _UPSERTS, strict=True))
+                    if name in absent
+                ]
                 cursor = conn.execute("SELECT record FROM requests ORDER BY id")
                 while batch := cursor.fetchmany(5000):
-                    sums, meta = rollups([orjson.loads(row[0]) for row in batch])
-                    conn.executemany(_ROLLUP_UPSERT, sums)
-                    conn.executemany(_META_UPSERT, meta)
+                    sums = rollups([orjson.loads(row[0]) for row in batch])
+                    for sql, i in fill:
+                        conn.executemany(sql, sums[i])
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -345,15 +178,15 @@ class LogStore:
         self, conn: sqlite3.Connection, records: Sequence[tuple[dict[str, Any], str]]
     ) -> None:
         """Insert ``records`` (each a record and its JSON text) in one transaction."""
-        rows = [_row(record, text) for record, text in records]
-        sums, meta = rollups([record for record, _ in records])
+        rows = [record_row(record, text, stream_as_bool=False) for record, text in records]
+        sums = rollups([record for record, _ in records])
 
         def insert() -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(_INSERT, rows)
-                conn.executemany(_ROLLUP_UPSERT, sums)
-                conn.executemany(_META_UPSERT, meta)
+                for sql, values in zip(_UPSERTS, sums, strict=True):
+                    conn.executemany(sql, values)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -370,8 +203,8 @@ class LogStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 gone = conn.execute("DELETE FROM requests WHERE ts < ?", (cutoff,)).rowcount
-                conn.execute("DELETE FROM rollup WHERE minute < ?", (minute,))
-                conn.execute("DELETE FROM rollup_meta WHERE minute < ?", (minute,))
+                for table in _ROLLUP_TABLES:
+                    conn.execute(f"DELETE FROM {table} WHERE minute < ?", (minute,))
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -380,52 +213,20 @@ class LogStore:
 
         return self._locked(delete) or 0
 
+    # ---- reading ------------------------------------------------------------------------
+
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
         with closing(self.connect(create=False)) as conn:
             yield conn
 
-    def query(
-        self,
-        *,
-        since: float | None = None,
-        until: float | None = None,
-        model: str | None = None,
-        status: int | None = None,
-        trace_id: str | None = None,
-        limit: int | None = 50,
-    ) -> list[dict[str, Any]]:
-        """Records, newest first, matching every filter given."""
-        where, params = _filters(since, until, model, status, trace_id)
-        sql = f"SELECT record FROM requests{where} ORDER BY ts DESC, id DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        with self.reading() as conn:
-            return [orjson.loads(row[0]) for row in conn.execute(sql, params)]
+    def reader_connection(self) -> sqlite3.Connection | None:
+        """A read-only connection for a query thread; None while no file exists."""
+        if not self.path.exists():
+            return None  # nothing logged yet
+        conn = self.connect(create=True)
+        conn.execute("PRAGMA query_only = 1")
+        return conn
 
-
-def _filters(
-    since: float | None,
-    until: float | None,
-    model: str | None = None,
-    status: int | None = None,
-    trace_id: str | None = None,
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if since is not None:
-        clauses.append("ts >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("ts < ?")
-        params.append(until)
-    if model is not None:
-        clauses.append("(model = ? OR model_answered = ?)")
-        params += [model, model]
-    if status is not None:
-        clauses.append("status = ?")
-        params.append(status)
-    if trace_id is not None:
-        clauses.append("trace_id = ?")
-        params.append(trace_id)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+    def reader_failed(self, exc: Exception) -> Exception | None:
+        return None
