@@ -121,7 +121,7 @@ class RequestContext:
 
     endpoint: Endpoint
     body: dict[str, Any]
-    """The request as the client sent it (OpenAI's JSON, or Anthropic's for ``messages``)."""
+    """The request as the client sent it (OpenAI's JSON, or a declared endpoint's own)."""
     plan: Plan
     config: Config | None = None
     trace_id: str = field(default_factory=new_trace_id)

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 CORE_ENDPOINTS = frozenset({"chat.completions", "completions", "embeddings", "models"})
-"""What the core serves itself (and ``messages``, until its plugin declares it)."""
+"""What the core serves itself; every other endpoint is a plugin's."""
 
 BodyKind = Literal["json", "multipart", "none"]
 
@@ -113,8 +113,11 @@ class EndpointSpec:
     cacheable: bool = False
     """Whether an answer is a function of the request, so caches may keep it."""
     render_error: Callable[..., Any] | None = None
-    """Shapes errors for this API's clients (Anthropic's shape on ``/v1/messages``); by
-    default OpenAI's ``{"error": {...}}``."""
+    """Shapes errors for this API's clients (``render_error(error, headers)`` returns a
+    Starlette response); by default OpenAI's ``{"error": {...}}``."""
+    operation: str = ""
+    """What kind of call it is for traces and logs: a GenAI semantic-convention
+    ``gen_ai.operation.name`` (``chat``, ``embeddings``, ...); by default the name."""
     summary: str = ""
     response_media_type: str = "application/json"
     """What a successful answer is, for ``/openapi.json``: JSON, ``audio/mpeg``, ..."""

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ValidationError
 from .auth import DEFAULT_WORKSPACE, Principal
 from .config import Config, StoredConfig, parse_config, split_config_id
 from .context import Endpoint, Outcome, RequestContext, new_trace_id
-from .endpoints import EndpointCatalog, Upload
-from .errors import BadRequestError, ConfigError, UpstreamProtocolError
+from .endpoints import CORE_ENDPOINTS, EndpointCatalog, Upload
+from .errors import BadRequestError, ConfigError, NotFoundError, UpstreamProtocolError
 from .models import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -36,7 +36,14 @@ from .models import (
     validate_request,
 )
 from .pipeline import Pipeline
-from .plugins import Hooks, check_hook_impls, describe_plugin, load_plugins, suggest_plugin
+from .plugins import (
+    Hooks,
+    check_hook_impls,
+    declared_by,
+    describe_plugin,
+    load_plugins,
+    suggest_plugin,
+)
 from .responses import Response, SSEEvent, StreamResponse
 from .routing import HostPolicy, Plan, RequestTarget, build_plan, route_by_model
 from .settings import Settings, load_settings
@@ -140,6 +147,7 @@ class Gateway:
             ((p.name, p.serves) for p in self.plugins if p.serves),
         )
         self._pipeline.catalog = self.endpoints
+        self._undeclared: dict[str, tuple[str, ...]] = {}
 
     def invalidate_plans(self) -> None:
         """Forget every routing plan built so far. A plugin whose ``resolve_virtual_key``
@@ -202,6 +210,8 @@ class Gateway:
         ``params``, ``query`` and ``uploads`` are the path parameters, query string and files
         of a declared endpoint (see :mod:`hookgate.endpoints`)."""
         spec = self.endpoints.spec(endpoint)
+        if spec is None and endpoint not in CORE_ENDPOINTS:
+            self._check_undeclared(endpoint)
         validate_request(endpoint, body, spec.request_model if spec is not None else None)
         if spec is not None and spec.files:
             for name in spec.files:
@@ -250,6 +260,24 @@ class Gateway:
             cache_namespace=options.cache_namespace,
             timeout=timeout,
         )
+
+    def _check_undeclared(self, endpoint: Endpoint) -> None:
+        """Refuse an endpoint that an installed plugin declares but is not enabled (the 404
+        names it); any other name goes on to the providers, which decide (a plugin's own
+        ``register_routes`` may serve it)."""
+        owners = self._undeclared.get(endpoint)
+        if owners is None:
+            if len(self._undeclared) >= _PLAN_CACHE_SIZE:
+                self._undeclared.clear()
+            owners = self._undeclared[endpoint] = tuple(
+                declared_by("endpoint", endpoint, {p.name for p in self.plugins})
+            )
+        if owners:
+            raise NotFoundError(
+                f"the {endpoint!r} endpoint is declared by the {owners[0]!r} plugin, which is "
+                f"not enabled; add {owners[0]!r} to [gateway] plugins",
+                code="endpoint_not_enabled",
+            )
 
     def _is_virtual_key(self, slug: str, principal: Principal | None) -> bool:
         if slug in self.settings.virtual_keys:

@@ -207,7 +207,10 @@ def server_services(gateway: Gateway) -> Sequence[Service] | None:
 
 @hookspec
 def register_routes(gateway: Gateway) -> Sequence[Any] | None:
-    """Return Starlette routes to add to ``hookgate serve`` (``/metrics``, ``/v1/messages``).
+    """Return Starlette routes to add to ``hookgate serve`` (``/metrics``, a console).
+
+    An endpoint that runs through the pipeline is better declared as an
+    :class:`~hookgate.endpoints.EndpointSpec` in the plugin's ``endpoints``.
 
     Called once when the server app is built; never in embedded use.
     """

@@ -24,7 +24,6 @@ __all__ = [
     "CompletionRequest",
     "CreateEmbeddingResponse",
     "EmbeddingRequest",
-    "MessagesRequest",
     "Usage",
     "validate_request",
 ]
@@ -83,20 +82,10 @@ class EmbeddingRequest(OpenAIModel):
     encoding_format: Literal["float", "base64"] | None = None
 
 
-class MessagesRequest(OpenAIModel):
-    """Anthropic's ``/v1/messages`` request."""
-
-    model: Annotated[str, Strict(), Field(min_length=1)]
-    messages: Annotated[list[ChatMessage], Field(min_length=1)]
-    max_tokens: _Count
-    stream: _Bool | None = None
-
-
 _REQUEST_MODELS: dict[str, type[OpenAIModel]] = {
     "chat.completions": ChatCompletionRequest,
     "completions": CompletionRequest,
     "embeddings": EmbeddingRequest,
-    "messages": MessagesRequest,
 }
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "check_sync_hooks",
     "declared_by",
     "describe_plugin",
+    "endpoints_elsewhere",
     "installed_plugins",
     "load_plugins",
     "suggest_plugin",
@@ -252,17 +253,22 @@ def _names(plugin: str, attribute: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-_declared: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+@dataclass(frozen=True, slots=True)
+class _Declares:
+    strategies: tuple[str, ...] = ()
+    cache_modes: tuple[str, ...] = ()
+    endpoints: tuple[EndpointSpec, ...] = ()
 
 
-def declared_by(kind: str, mode: str, enabled: Collection[str] = ()) -> list[str]:
-    """Installed plugins, not among ``enabled``, that declare ``mode`` as a strategy
-    (``kind="strategy"``) or a cache mode (``kind="cache"``).
+_declared: dict[str, _Declares] = {}
 
-    Only asked when a config names a mode no enabled plugin provides: it imports the other
+
+def _declarations(enabled: Collection[str]) -> list[tuple[str, _Declares]]:
+    """What each installed plugin not among ``enabled`` declares, by its name.
+
+    Only asked when something names what no enabled plugin provides: it imports the other
     installed plugins once (a plugin's heavy imports stay inside its functions) and
-    remembers what they declare.
-    """
+    remembers what their classes declare."""
     found = []
     for name, entry in sorted(installed_plugins().items()):
         if name in enabled:
@@ -271,16 +277,41 @@ def declared_by(kind: str, mode: str, enabled: Collection[str] = ()) -> list[str
             try:
                 obj = entry.load()
             except Exception:  # a broken third-party plugin only loses its suggestion
-                _declared[name] = ((), ())
+                _declared[name] = _Declares()
             else:
-                _declared[name] = (
+                endpoints = tuple(getattr(obj, "endpoints", None) or ())
+                _declared[name] = _Declares(
                     tuple(getattr(obj, "strategies", ()) or ()),
                     tuple(getattr(obj, "cache_modes", ()) or ()),
+                    tuple(e for e in endpoints if isinstance(e, EndpointSpec)),
                 )
-        strategies, cache_modes = _declared[name]
-        if mode in (strategies if kind == "strategy" else cache_modes):
+        found.append((name, _declared[name]))
+    return found
+
+
+def declared_by(kind: str, mode: str, enabled: Collection[str] = ()) -> list[str]:
+    """Installed plugins, not among ``enabled``, that declare ``mode`` as a strategy
+    (``kind="strategy"``), a cache mode (``kind="cache"``) or an endpoint
+    (``kind="endpoint"``)."""
+    found = []
+    for name, declares in _declarations(enabled):
+        if kind == "strategy":
+            names = declares.strategies
+        elif kind == "cache":
+            names = declares.cache_modes
+        else:
+            names = tuple(spec.name for spec in declares.endpoints)
+        if mode in names:
             found.append(name)
     return found
+
+
+def endpoints_elsewhere(enabled: Collection[str]) -> list[tuple[str, EndpointSpec]]:
+    """The endpoints installed plugins not among ``enabled`` declare, with the plugin: what
+    a 404 names when a request asks for one of them."""
+    return [
+        (name, spec) for name, declares in _declarations(enabled) for spec in declares.endpoints
+    ]
 
 
 def suggest_plugin(kind: str, mode: str, enabled: Collection[str]) -> str:
@@ -290,6 +321,8 @@ def suggest_plugin(kind: str, mode: str, enabled: Collection[str]) -> str:
     if names:
         quoted = " or ".join(repr(n) for n in names)
         return f"enable the {quoted} plugin in [gateway] plugins"
+    if kind == "endpoint":
+        return f"no installed plugin declares it; install a plugin with endpoint {mode!r}"
     return f"no installed plugin declares it; install a plugin with {kind} mode {mode!r}"
 
 

@@ -3,7 +3,7 @@
 A :class:`Response` keeps the upstream's JSON body as bytes, so the server forwards it without
 re-encoding; ``json()`` parses it once, on demand. A :class:`StreamResponse` has answered with
 its status and headers and yields :class:`SSEEvent` objects, in the wire format of the endpoint
-(OpenAI chunks for ``/v1/chat/completions``, Anthropic events for ``/v1/messages``).
+(OpenAI chunks for ``/v1/chat/completions``, a declared endpoint's own events for its path).
 """
 
 from __future__ import annotations

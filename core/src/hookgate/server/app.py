@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -291,8 +292,9 @@ def endpoint_route(
     render_error: ErrorRenderer | None = None,
 ) -> Route:
     """A POST route that runs ``endpoint`` through the whole pipeline (retries, fallback,
-    caches, logs) and answers with its JSON or SSE; for plugins' ``register_routes``
-    (``/v1/messages``). ``render_error`` shapes errors for that API's clients."""
+    caches, logs) and answers with its JSON or SSE; for plugins' ``register_routes`` that
+    mount an endpoint at another path. ``render_error`` shapes errors for that API's
+    clients. A new endpoint is declared instead (:class:`~hookgate.endpoints.EndpointSpec`)."""
     api = API(gateway)
 
     async def handler(request: Request) -> StarletteResponse:
@@ -345,7 +347,21 @@ async def _not_found(request: Request, exc: Exception) -> StarletteResponse:
         )
         error.type = "invalid_request_error"
         return error_response(error)
-    return error_response(NotFoundError(f"no route for {request.method} {request.url.path}"))
+    message = f"no route for {request.method} {request.url.path}"
+    app = request.scope.get("app")
+    owner = None
+    if isinstance(app, HookgateApp):
+        owner = await app.declared_elsewhere(request.method, request.url.path)
+    if owner is None:
+        return error_response(NotFoundError(message))
+    plugin, spec = owner
+    return error_response(
+        NotFoundError(
+            f"{message}: the {spec.name!r} endpoint is declared by the {plugin!r} plugin, "
+            f"which is not enabled; add {plugin!r} to [gateway] plugins",
+            code="endpoint_not_enabled",
+        )
+    )
 
 
 async def _internal_error(request: Request, exc: Exception) -> StarletteResponse:
@@ -364,6 +380,12 @@ _JSON_HEADER = (b"content-type", b"application/json")
 _HEALTH_HEADERS = [_JSON_HEADER, (b"content-length", str(len(_HEALTHY)).encode())]
 
 
+def _path_pattern(path: str) -> re.Pattern[str]:
+    """``/v1/files/{file_id}`` as a pattern matching its paths."""
+    parts = re.split(r"(\{[a-z_][a-z0-9_]*\})", path)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
+
+
 def _latin1(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
@@ -378,6 +400,7 @@ class HookgateApp(Starlette):
         self.router.redirect_slashes = False
         self.api = api
         self.gate = Gate(api.server, api.gateway.hooks, routes)
+        self._elsewhere: list[tuple[str, EndpointSpec, re.Pattern[str]]] | None = None
         taken = {getattr(route, "path", None) for route in routes[: -len(_CORE_PATHS)]}
         self._fast_post = {p: e for p, e in _FAST_POST.items() if p not in taken}
         self._fast_health = "/health" not in taken
@@ -404,6 +427,22 @@ class HookgateApp(Starlette):
                 expose_headers=_EXPOSED,
                 max_age=api.server.cors_max_age,
             )
+
+    async def declared_elsewhere(self, method: str, path: str) -> tuple[str, EndpointSpec] | None:
+        """The installed plugin, not enabled, that declares the endpoint at ``path`` (with or
+        without ``/v1``): what a 404 names. The installed plugins are read once, off the
+        event loop."""
+        if self._elsewhere is None:
+            from ..plugins import endpoints_elsewhere
+
+            enabled = {p.name for p in self.api.gateway.plugins}
+            found = await asyncio.to_thread(endpoints_elsewhere, enabled)
+            self._elsewhere = [(name, spec, _path_pattern(spec.path)) for name, spec in found]
+        candidates = (path, "/v1" + path) if not path.startswith("/v1/") else (path,)
+        for name, spec, pattern in self._elsewhere:
+            if spec.method == method and any(pattern.fullmatch(p) for p in candidates):
+                return name, spec
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._cors is not None:

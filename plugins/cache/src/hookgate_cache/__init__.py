@@ -63,10 +63,10 @@ class CacheSettings(BaseModel):
     default_max_age: Seconds = 7 * 24 * 3600.0
     """Seconds an entry lives when the request's ``cache`` block gives no ``max_age``."""
     endpoints: list[str] = Field(
-        default_factory=lambda: ["chat.completions", "completions", "embeddings", "messages"]
+        default_factory=lambda: ["chat.completions", "completions", "embeddings"]
     )
-    """Endpoints whose answers may be cached, besides every endpoint a plugin declares
-    ``cacheable`` (the Responses API)."""
+    """The core's endpoints whose answers may be cached, besides every endpoint a plugin
+    declares ``cacheable`` (the Responses API, say)."""
     declared_endpoints: bool = True
     """False: cache only the endpoints listed above."""
     ignore_params: list[str] = Field(default_factory=lambda: ["user", "metadata", "store"])

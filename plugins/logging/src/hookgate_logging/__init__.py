@@ -209,14 +209,18 @@ class Plugin:
 
             self.reader = LogReader(store)
         spans = None
+        operations = {
+            spec.name: spec.operation for spec in gateway.endpoints.specs.values() if spec.operation
+        }
         if self.tracer_provider is not None:
-            spans = SpanExporter(self.tracer_provider)
+            spans = SpanExporter(self.tracer_provider, operations=operations)
         elif settings.otel.endpoint:
             spans = SpanExporter(
                 otlp_tracer_provider(
                     settings.otel.endpoint, settings.otel.headers, settings.otel.service_name
                 ),
                 owned=True,
+                operations=operations,
             )
         self._lines = open_log(settings.log_to, settings.format)
         self.writer = Writer(

@@ -22,9 +22,9 @@ _SYSTEMS = {
     "groq": "groq",
     "mistral": "mistral_ai",
 }
+# The core's endpoints; a plugin's endpoint says its own (``EndpointSpec.operation``).
 _OPERATIONS = {
     "chat.completions": "chat",
-    "messages": "chat",
     "completions": "text_completion",
     "embeddings": "embeddings",
 }
@@ -47,11 +47,19 @@ def otlp_tracer_provider(endpoint: str, headers: Mapping[str, str], service_name
 class SpanExporter:
     """Turns records into spans on ``tracer_provider``."""
 
-    def __init__(self, tracer_provider: Any, *, owned: bool = False) -> None:
+    def __init__(
+        self,
+        tracer_provider: Any,
+        *,
+        owned: bool = False,
+        operations: Mapping[str, str] | None = None,
+    ) -> None:
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         self.provider = tracer_provider
         self.owned = owned
+        self.operations = {**_OPERATIONS, **(operations or {})}
+        """``gen_ai.operation.name`` by endpoint; any other endpoint is named as it is."""
         """Shut the provider down with the plugin (it was built from the settings)."""
         self.tracer = tracer_provider.get_tracer("hookgate_logging")
         self._kind = SpanKind.CLIENT
@@ -59,7 +67,7 @@ class SpanExporter:
         self._code = StatusCode
 
     def export(self, record: dict[str, Any]) -> None:
-        operation = _OPERATIONS.get(record["endpoint"], record["endpoint"])
+        operation = self.operations.get(record["endpoint"], record["endpoint"])
         provider = record["provider"]
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": operation,

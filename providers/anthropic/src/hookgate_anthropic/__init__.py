@@ -5,10 +5,11 @@ Two ways in:
 - ``/v1/chat/completions`` (and the embedded API) with an ``anthropic`` target: the OpenAI
   request is translated to a Messages request and the answer back to OpenAI's shape, streams
   event by event (see :mod:`hookgate_anthropic.translate` and :mod:`hookgate_anthropic.stream`).
-- ``POST /v1/messages``, Anthropic's own endpoint, served by ``hookgate serve``: the request
-  and the answer (JSON or SSE) pass through unchanged, but through the whole pipeline
-  (retries, fallbacks, caches, logs), so the ``anthropic`` SDK can use hookgate as its
-  ``base_url``. Errors on this route are in Anthropic's shape.
+- ``POST /v1/messages``, Anthropic's own endpoint, which this plugin declares (see
+  :mod:`hookgate_anthropic.messages`) and ``hookgate serve`` mounts: the request and the
+  answer (JSON or SSE) pass through unchanged, but through the whole pipeline (retries,
+  fallbacks, caches, logs, cost), so the ``anthropic`` SDK can use hookgate as its
+  ``base_url``. Errors on this endpoint are in Anthropic's shape.
 
 Anthropic's 529 ``overloaded_error`` and 429 ``rate_limit_error`` keep their status and
 ``retry-after``, so the retry and fallback plugins see them as they are.
@@ -28,13 +29,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-import orjson
 from hookgate import (
     BadRequestError,
-    Gateway,
-    GatewayError,
     HTTPProvider,
     HTTPProviderSettings,
     ProviderError,
@@ -42,23 +40,24 @@ from hookgate import (
     Response,
     StreamResponse,
     Target,
-    hookimpl,
 )
+from hookgate.endpoints import EndpointSpec
 from hookgate.errors import UpstreamProtocolError
 from pydantic import Field
 
-from .stream import PROVIDER, anthropic_error_body, relay, to_chunks
-from .translate import (
-    chat_completion,
-    error_type_for_status,
-    openai_error_body,
-    to_messages_request,
-)
+from .messages import MESSAGES, MessagesRequest, render_error
+from .stream import PROVIDER, relay, to_chunks
+from .translate import chat_completion, openai_error_body, to_messages_request
 
-if TYPE_CHECKING:
-    from starlette.responses import Response as HTTPResponse
-
-__all__ = ["DEFAULT_BASE_URL", "AnthropicSettings", "Plugin", "Settings", "render_error"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MESSAGES",
+    "AnthropicSettings",
+    "MessagesRequest",
+    "Plugin",
+    "Settings",
+    "render_error",
+]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 
@@ -77,28 +76,8 @@ class AnthropicSettings(HTTPProviderSettings):
     beta: list[str] = Field(default_factory=list)
     """``anthropic-beta`` features to enable on every call (merged with a client's own)."""
     messages_route: bool = True
-    """Serve Anthropic's ``POST /v1/messages`` in ``hookgate serve``."""
-
-
-def render_error(error: GatewayError, headers: dict[str, str]) -> HTTPResponse:
-    """An error on ``/v1/messages``, the way Anthropic answers: the upstream's own body when
-    Anthropic sent one, else ``{"type": "error", "error": {"type", "message"}}``."""
-    from starlette.responses import Response as HTTPResponse
-
-    body: Any = None
-    extra: dict[str, str] = {}
-    if isinstance(error, ProviderError):
-        extra = {k: v for k, v in error.headers.items() if k in ("retry-after", "request-id")}
-        if isinstance(error.body, dict) and error.body.get("type") == "error":
-            body = error.body
-    if body is None:
-        body = anthropic_error_body(error_type_for_status(error.http_status), error.message)
-    return HTTPResponse(
-        orjson.dumps(body),
-        status_code=error.http_status,
-        media_type="application/json",
-        headers={**extra, **headers},
-    )
+    """Declare Anthropic's ``POST /v1/messages`` (served by ``hookgate serve``, and
+    ``gw.request("messages", ...)`` embedded); false leaves it out."""
 
 
 def _models(listing: Any) -> dict[str, Any]:
@@ -119,10 +98,11 @@ Settings = AnthropicSettings
 
 
 class Plugin(HTTPProvider):
-    """The ``anthropic`` provider, and Anthropic's ``/v1/messages`` route."""
+    """The ``anthropic`` provider, and Anthropic's ``/v1/messages`` endpoint."""
 
     name = PROVIDER
     providers = (PROVIDER,)
+    endpoints: tuple[EndpointSpec, ...] = (MESSAGES,)
     # Anthropic's own endpoint and OpenAI's chat; the Responses API is bridged through chat.
     serves: Mapping[str, tuple[str, ...]] = MappingProxyType(
         {PROVIDER: ("chat.completions", "models", "messages")}
@@ -136,14 +116,8 @@ class Plugin(HTTPProvider):
         super().__init__(settings)
         self.base_url = self.settings.base_url.rstrip("/")
         self.presets = MappingProxyType({PROVIDER: self.base_url})
-
-    @hookimpl
-    def register_routes(self, gateway: Gateway) -> list[Any] | None:
         if not self.settings.messages_route:
-            return None
-        from hookgate.server.app import endpoint_route
-
-        return [endpoint_route(gateway, "/v1/messages", "messages", render_error=render_error)]
+            self.endpoints = ()
 
     def auth_headers(self, key: str, target: Target) -> dict[str, str]:
         return {"x-api-key": key}
