@@ -166,3 +166,19 @@ def test_logged_as_a_chat_call_with_anthropics_usage_and_cost(
     [span] = spans.get_finished_spans()
     assert span.attributes["gen_ai.operation.name"] == "chat"  # the spec's, not the name
     assert span.attributes["gen_ai.system"] == "anthropic"
+
+
+def test_check_names_the_plugin_that_serves_its_settings(write_toml):
+    from click.testing import CliRunner
+    from hookgate.cli import cli
+
+    path = write_toml("""
+        [gateway]
+        plugins = ["mock"]
+        [plugins.anthropic]
+        messages_route = true
+    """)
+    result = CliRunner().invoke(cli, ["check", "--config", str(path)])
+    assert result.exit_code == 1
+    assert "[plugins.anthropic] configures a plugin that is not enabled" in result.output
+    assert "add 'anthropic' to [gateway] plugins" in result.output
