@@ -13,15 +13,21 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hookgate import SettingsError
+
+if TYPE_CHECKING:
+    from .mirror import Mirror
 
 __all__ = ["Candidate", "ChromaStore", "FolderLock"]
 
 
 def _live(candidate: Candidate, partition: str, not_before: float, now: float) -> bool:
-    meta = candidate.metadata
+    return _live_metadata(candidate.metadata, partition, not_before, now)
+
+
+def _live_metadata(meta: dict[str, Any], partition: str, not_before: float, now: float) -> bool:
     return (
         meta.get("partition") == partition
         and meta.get("semantic") is True
@@ -82,7 +88,12 @@ class FolderLock:
 
 
 class ChromaStore:
-    """Entries of one vector space (one embedder) in one Chroma collection."""
+    """Entries of one vector space (one embedder) in one Chroma collection.
+
+    A store in a folder keeps a :class:`~.mirror.Mirror` of its vectors and metadata:
+    lookups are answered from memory, Chroma is only read for payloads (the folder lock
+    makes this process its only writer). A store on a Chroma server asks the server.
+    """
 
     def __init__(
         self,
@@ -103,6 +114,9 @@ class ChromaStore:
         self._client: Any = None
         self._failed_at = 0.0
         self._lock = threading.Lock()
+        self._mirror: Mirror | None = None
+        self._mirroring = False
+        """Whether the mirror holds every entry (then an empty mirror is an empty store)."""
 
     @staticmethod
     def collection_for(prefix: str, embedder_id: str) -> str:
@@ -151,11 +165,44 @@ class ChromaStore:
         self._client = client
         # embedding_function=None: vectors always come from the plugin's own embedder;
         # Chroma's default function would download a model.
-        return client.get_or_create_collection(
+        collection = client.get_or_create_collection(
             self.collection_name,
             embedding_function=None,
             configuration={"hnsw": {"space": "cosine"}},
         )
+        if self.path is not None:
+            self._load_mirror(collection)
+        return collection
+
+    def _load_mirror(self, collection: Any, page: int = 5000) -> None:
+        from .mirror import MAX_MIRRORED, Mirror  # numpy: only where the store lives
+
+        self._mirror, self._mirroring = None, False
+        total = int(collection.count())
+        if total > MAX_MIRRORED:
+            return
+        mirror: Mirror | None = None
+        for offset in range(0, total, page):
+            found = collection.get(
+                include=["embeddings", "metadatas"], limit=page, offset=offset
+            )
+            if not found["ids"]:
+                break
+            if mirror is None:
+                mirror = Mirror(len(found["embeddings"][0]), capacity=max(1024, total))
+            mirror.upsert(found["ids"], found["embeddings"], found["metadatas"])
+        self._mirror, self._mirroring = mirror, True
+
+    def _mirror_put(self, ids: list[str], vectors: Any, metadatas: list[dict[str, Any]]) -> None:
+        if not self._mirroring:
+            return
+        from .mirror import MAX_MIRRORED, Mirror
+
+        if self._mirror is None:
+            self._mirror = Mirror(len(vectors[0]))
+        self._mirror.upsert(ids, vectors, metadatas)
+        if len(self._mirror) > MAX_MIRRORED:  # from now on Chroma's index answers
+            self._mirror, self._mirroring = None, False
 
     def reset(self) -> None:
         """Forget a connection that failed; the next call reconnects after the back-off.
@@ -165,24 +212,31 @@ class ChromaStore:
         if self._collection is not None:
             self._collection = None
             self._client = None
+            self._mirror, self._mirroring = None, False
             self._failed_at = time.monotonic()
 
     def open(self) -> None:
         self._connect()
 
     def get(self, entry_id: str) -> Candidate | None:
-        found = self._connect().get(ids=[entry_id], include=["documents", "metadatas"])
+        collection = self._connect()
+        if self._mirroring and (self._mirror is None or entry_id not in self._mirror):
+            return None
+        found = collection.get(ids=[entry_id], include=["documents", "metadatas"])
         if not found["ids"]:
             return None
         return Candidate(entry_id, 1.0, dict(found["metadatas"][0]), found["documents"][0])
 
     def get_many(self, entry_ids: list[str]) -> dict[str, Candidate]:
         """The stored entries among ``entry_ids``, with their payloads, in one call."""
-        if not entry_ids:
+        collection = self._connect()
+        wanted = list(dict.fromkeys(entry_ids))
+        if self._mirroring:  # only the ids it holds are worth a read
+            mirror = self._mirror
+            wanted = [] if mirror is None else [i for i in wanted if i in mirror]
+        if not wanted:
             return {}
-        found = self._connect().get(
-            ids=list(dict.fromkeys(entry_ids)), include=["documents", "metadatas"]
-        )
+        found = collection.get(ids=wanted, include=["documents", "metadatas"])
         return {
             entry_id: Candidate(entry_id, 1.0, dict(metadata), document)
             for entry_id, metadata, document in zip(
@@ -212,6 +266,8 @@ class ChromaStore:
         if not queries:
             return []
         collection = self._connect()
+        if self._mirroring:
+            return self._query_mirror(queries, k)
         fetch = max(k * 4, 16)
         result = collection.query(
             query_embeddings=[q[0] for q in queries], n_results=fetch, include=["distances"]
@@ -262,6 +318,22 @@ class ChromaStore:
             answers.append((best, found_here))
         return answers
 
+    def _query_mirror(
+        self, queries: list[tuple[Any, str, float, float]], k: int
+    ) -> list[tuple[float | None, list[Candidate]]]:
+        mirror = self._mirror
+        if mirror is None:
+            return [(None, []) for _ in queries]
+        keep = [
+            (lambda meta, p=p, b=b, n=n: _live_metadata(meta, p, b, n))
+            for _, p, b, n in queries
+        ]
+        found = mirror.nearest([q[0] for q in queries], k, self.floor, keep)
+        return [
+            (best, [Candidate(i, similarity, meta) for i, similarity, meta in chosen])
+            for best, chosen in found
+        ]
+
     @staticmethod
     def _candidates(result: Any) -> list[Candidate]:
         return [
@@ -277,6 +349,7 @@ class ChromaStore:
         self._connect().upsert(
             ids=[entry_id], embeddings=[vector], documents=[payload], metadatas=[metadata]
         )
+        self._mirror_put([entry_id], [vector], [metadata])
 
     def put_many(
         self,
@@ -287,13 +360,20 @@ class ChromaStore:
     ) -> None:
         """Bulk insert (the benchmark fills the store with it)."""
         self._connect().upsert(ids=ids, embeddings=vectors, documents=payloads, metadatas=metadatas)
+        self._mirror_put(ids, vectors, metadatas)
 
     def prune(self, now: float) -> int:
         """Delete expired entries; return how many there were."""
         collection = self._connect()
-        expired = collection.get(where={"expires": {"$lte": now}}, include=[])["ids"]
+        mirror = self._mirror if self._mirroring else None
+        if mirror is not None:
+            expired = mirror.expired(now)
+        else:
+            expired = collection.get(where={"expires": {"$lte": now}}, include=[])["ids"]
         if expired:
             collection.delete(ids=expired)
+            if mirror is not None:
+                mirror.delete(expired)
         return len(expired)
 
     def count(self) -> int:
@@ -302,3 +382,4 @@ class ChromaStore:
     def close(self) -> None:
         self._collection = None
         self._client = None
+        self._mirror, self._mirroring = None, False
