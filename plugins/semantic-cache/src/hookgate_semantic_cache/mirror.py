@@ -12,7 +12,7 @@ A Chroma server (``chroma_url``) is shared with other instances, so its stores k
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -88,7 +88,7 @@ class Mirror:
         vectors: list[Any],
         k: int,
         floor: float,
-        keep: list[Callable[[dict[str, Any]], bool]],
+        keep: Sequence[Callable[[dict[str, Any]], bool]],
     ) -> list[tuple[float | None, list[tuple[str, float, dict[str, Any]]]]]:
         """For each vector: the best similarity over every entry, and up to ``k`` entries
         at least ``floor``-similar that ``keep`` accepts, best first."""

@@ -7,6 +7,7 @@ clear error instead of a corrupted database.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -325,7 +326,7 @@ class ChromaStore:
         if mirror is None:
             return [(None, []) for _ in queries]
         keep = [
-            (lambda meta, p=p, b=b, n=n: _live_metadata(meta, p, b, n))
+            functools.partial(_live_metadata, partition=p, not_before=b, now=n)
             for _, p, b, n in queries
         ]
         found = mirror.nearest([q[0] for q in queries], k, self.floor, keep)
