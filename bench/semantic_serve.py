@@ -430,6 +430,11 @@ async def replay(server: Server, upstream: Upstream, count: int) -> None:
     # The fake answers "Here is how: <the question it was asked>": a cached answer is wrong
     # when that question meant something else.
     meaning_of = dict(stream)
+    mixed_up = {
+        (question, text.removeprefix("Here is how: "))
+        for (question, meaning), (status, _, _, text) in zip(stream, served, strict=True)
+        if status == 200 and meaning_of.get(text.removeprefix("Here is how: ")) != meaning
+    }
     wrong = sum(
         1
         for (_, meaning), (status, _, _, text) in zip(stream, served, strict=True)
@@ -454,6 +459,8 @@ async def replay(server: Server, upstream: Upstream, count: int) -> None:
         f"upstream calls {served_calls}  tokens {served_tokens}  {statuses}"
     )
     print(f"  answers meant for another question: {wrong}")
+    for asked, answered in sorted(mixed_up):
+        print(f"    asked {asked!r}, got the answer to {answered!r}")
     print(
         f"  mean latency cut {latency_cut:.1%} (ideal {ideal_latency_cut:.1%}: "
         f"{latency_cut / ideal_latency_cut:.0%} of it)"
