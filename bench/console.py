@@ -1,11 +1,16 @@
 """The console on real volumes: log queries and pages at 10k, 100k and 1M request records.
 
     uv run python bench/console.py [--records 10000 100000 1000000] [--folder DIR] [--no-http]
+                                   [--postgres URL|auto]
 
 1. Seeds a SQLite log store per size (once; kept in ``--folder`` for the next run) with
    records spread over the last 24 hours: 6 models, 3 providers, 4 workspaces, cache hits and
    misses, 2 % errors, a ``team`` metadata key. They are written the way the logging plugin
    writes them (``LogStore.write``, 5000 per transaction, rollups included).
+   With ``--postgres``, the same records go into PostgreSQL instead (``PostgresLogStore``,
+   COPY batches with their rollups; ``auto`` starts a server of its own from
+   ``tests/support/servers.py`` in a temporary folder), one database per size, seeded anew
+   each run unless the database already holds that many records.
 2. Times the log query hooks' implementation (``LogReader``, what the console awaits): the
    newest page, a page deep in the log by its cursor, a page per filter, and monitoring
    aggregates over 1 h, 24 h and 7 d (one with a metadata key, one that must read records).
@@ -33,8 +38,11 @@ from typing import Any
 import httpx
 import orjson
 from hookgate.logquery import AggregateQuery, LogFilter, LogQuery
+from hookgate_logging.pgstore import PostgresLogStore
 from hookgate_logging.query import LogReader
 from hookgate_logging.store import LogStore
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MODELS = [
     "gpt-4o-mini",
@@ -123,6 +131,39 @@ def seed(path: Path, n: int) -> float:
     return time.perf_counter() - started
 
 
+def seed_postgres(url: str, n: int) -> float:
+    """``n`` records over the last 24 h into PostgreSQL (0 if it holds them already)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('hookgate_requests')").fetchone()
+        if exists and exists[0] is not None:
+            have = conn.execute("SELECT count(*) FROM hookgate_requests").fetchone()
+            if have and have[0] == n:
+                return 0.0
+            for table in ("requests", "rollup", "rollup_meta", "rollup_dim"):
+                conn.execute(f"DROP TABLE IF EXISTS hookgate_{table} CASCADE")
+    store = PostgresLogStore(url, batch_size=5000, backlog=n + 1)
+    rng = random.Random(n)
+    start = time.time() - 86400
+    started = time.perf_counter()
+    batch: list[tuple[dict[str, Any], str]] = []
+    for i in range(n):
+        r = record(i, start + 86400 * i / n, rng)
+        batch.append((r, orjson.dumps(r).decode()))
+        if len(batch) == 5000:
+            store.write(None, batch)
+            batch = []
+            store.flush(600)  # keep the backlog (memory) small
+    if batch:
+        store.write(None, batch)
+    assert store.flush(600), "the records did not reach PostgreSQL"
+    store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return time.perf_counter() - started
+
+
 def timed(work: Callable[[], Any], runs: int = 5) -> float:
     work()
     samples = []
@@ -133,8 +174,8 @@ def timed(work: Callable[[], Any], runs: int = 5) -> float:
     return statistics.median(samples)
 
 
-def queries(path: Path) -> dict[str, float]:
-    reader = LogReader(LogStore(path))
+def queries(store: LogStore | PostgresLogStore) -> dict[str, float]:
+    reader = LogReader(store)
     out: dict[str, float] = {}
     now = time.time()
     try:
@@ -152,6 +193,7 @@ def queries(path: Path) -> dict[str, float]:
             )
             out["logs: model"] = timed(page(model="gpt-4o"))
             out["logs: status 5xx"] = timed(page(status_class=5))
+            out["logs: model + 5xx"] = timed(page(model="gpt-4o", status_class=5))
             out["logs: workspace"] = timed(page(workspace="ws-b"))
             out["logs: cache SEMANTIC HIT"] = timed(page(cache_status="SEMANTIC HIT"))
             out["logs: config + version"] = timed(page(config_id="pc-bench", config_version=3))
@@ -176,15 +218,26 @@ def queries(path: Path) -> dict[str, float]:
             out["monitoring: 24 h by team"] = timed(agg(86400, metadata_key="team"))
             out["monitoring: 24 h one workspace"] = timed(agg(86400, workspace="ws-c"))
             out["monitoring: 7 d"] = timed(agg(7 * 86400))
-            out["monitoring: 1 h, metadata filter (records)"] = timed(
+            out["monitoring: 1 h, metadata filter"] = timed(
                 agg(3600, metadata=(("team", "team-1"),))
+            )
+            out["monitoring: 24 h, metadata filter"] = timed(
+                agg(86400, metadata=(("team", "team-1"),))
+            )
+            out["monitoring: 24 h, provider"] = timed(agg(86400, provider="openai"))
+            out["monitoring: 24 h, config + version"] = timed(
+                agg(86400, config_id="pc-bench", config_version=3)
+            )
+            out["monitoring: 1 h, provider + metadata (records)"] = timed(
+                agg(3600, provider="openai", metadata=(("team", "team-1"),))
             )
     finally:
         reader.close()
     return out
 
 
-def pages(folder: Path, db: Path) -> dict[str, float]:
+def pages(folder: Path, store: str) -> dict[str, float]:
+    """``store``: the TOML inline table's body naming the store."""
     config = folder / "plugins.toml"
     config.write_text(
         textwrap.dedent(
@@ -197,7 +250,7 @@ def pages(folder: Path, db: Path) -> dict[str, float]:
             workers = 1
             [plugins.logging]
             log_to = "none"
-            store = {{ path = "{db}", retention_days = 0 }}
+            store = {{ {store}, retention_days = 0 }}
             """
         )
     )
@@ -246,6 +299,17 @@ def pages(folder: Path, db: Path) -> dict[str, float]:
     return out
 
 
+def database(admin_url: str, name: str) -> str:
+    """The URL of database ``name`` on the server of ``admin_url``, created if missing."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{name}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -253,20 +317,49 @@ def main() -> None:
         "--folder", type=Path, default=Path(tempfile.gettempdir()) / "hookgate-console-bench"
     )
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        metavar="URL",
+        help="PostgreSQL (a URL whose user may create databases, or 'auto' for a server of its own)",
+    )
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
+    server = None
+    if args.postgres == "auto":
+        sys.path.insert(0, str(ROOT))
+        from tests.support.servers import PostgresServer
+
+        server = PostgresServer()
+        args.postgres = server.url
     results: dict[int, dict[str, float]] = {}
-    for n in args.records:
-        db = args.folder / f"logs-{n}.db"
-        took = seed(db, n)
-        size = db.stat().st_size / 1e6
-        print(
-            f"{n:>9,} records: {f'seeded in {took:.1f} s' if took else 'store reused'}, {size:.0f} MB",
-            flush=True,
-        )
-        results[n] = queries(db)
-        if not args.no_http:
-            results[n].update(pages(args.folder, db))
+    try:
+        for n in args.records:
+            store: LogStore | PostgresLogStore
+            if args.postgres:
+                url = database(args.postgres, f"hookgate_bench_{n}")
+                took = seed_postgres(url, n)
+                store, where = PostgresLogStore(url), f'url = "{url}"'
+                what = "PostgreSQL"
+            else:
+                db = args.folder / f"logs-{n}.db"
+                took = seed(db, n)
+                store, where = LogStore(db), f'path = "{db}"'
+                migrating = time.perf_counter()
+                store.connect().close()  # what the gateway does first: bring the schema up to date
+                if (spent := time.perf_counter() - migrating) > 1:
+                    print(f"{n:>9,} records: schema brought up to date in {spent:.1f} s")
+                what = f"{db.stat().st_size / 1e6:.0f} MB"
+            print(
+                f"{n:>9,} records: {f'seeded in {took:.1f} s' if took else 'store reused'}, {what}",
+                flush=True,
+            )
+            results[n] = queries(store)
+            if not args.no_http:
+                results[n].update(pages(args.folder, where))
+    finally:
+        if server is not None:
+            server.close()
     names = list(next(iter(results.values())))
     print()
     print(f"{'median ms':<48}" + "".join(f"{n:>12,}" for n in results))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import add
 from typing import Any, Literal
 
 import orjson
@@ -328,23 +329,22 @@ def _add(
 
 def _levels(minutes: dict[tuple[Any, ...], list[Any]], at: int) -> list[tuple[Any, ...]]:
     """Rows for every level from per-minute sums keyed ``(*head, minute, *rest)``, the
-    minute at index ``at``; the level goes just before the minute."""
+    minute at index ``at``; the level goes just before the minute. Each level is added up
+    from the one below it (5 from 1, 15 from 5, 60 from 15): fewer rows each time."""
     out: list[tuple[Any, ...]] = []
+    finer = minutes
     for level in LEVELS:
         coarse: dict[tuple[Any, ...], list[Any]] = {}
         if level == 1:
             coarse = minutes
         else:
-            for key, values in minutes.items():
+            for key, values in finer.items():
                 minute = key[at]
                 ckey = (*key[:at], minute - minute % level, *key[at + 1 :])
                 found = coarse.get(ckey)
-                if found is None:
-                    coarse[ckey] = list(values)
-                else:
-                    for i, value in enumerate(values):
-                        found[i] += value
+                coarse[ckey] = values[:] if found is None else list(map(add, found, values))
         out.extend((*key[:at], level, *key[at:], *values) for key, values in coarse.items())
+        finer = coarse
     out.sort(key=lambda row: row[: at + 7])
     return out
 
