@@ -73,23 +73,32 @@ def rates(pairs: list[dict], hits: list[bool]) -> dict[str, tuple[float, float, 
 
 
 def labelled(split: str) -> list[dict]:
+    if split == "fresh":
+        rows = [json.loads(line) for line in (DATA / "fresh.jsonl").read_text("utf-8").splitlines()]
+        assert {r["lang"] for r in rows} == {"en", "zh"}
+        return rows
     rows = [json.loads(line) for line in (DATA / "pairs.jsonl").read_text("utf-8").splitlines()]
     assert len(rows) >= 1000 and {r["lang"] for r in rows} == {"en", "zh"}
     return [r for r in rows if r["split"] == split]
 
 
-# What the defaults reach on the test split (bench/semantic_cache_quality.py --split test
-# prints it: English 0.973 / 0.766, Chinese 0.954 / 0.830), rounded down. The target
-# is precision >= 0.97 and recall >= 0.75 in both languages; Chinese precision is short.
-TEST_SPLIT_FLOORS = {"en": (0.97, 0.75), "zh": (0.95, 0.80)}
+# What the defaults reach on the held-out sets (bench/semantic_cache_quality.py --split test
+# and --split fresh print them), rounded down. ``fresh`` was written after the verifier, in
+# other domains and phrasings, before the rules for persons, scope, conditions and added
+# clauses; the target is precision >= 0.97 and recall >= 0.75 in both languages.
+HELD_OUT_FLOORS = {
+    "test": {"en": (TEST_EN_P, TEST_EN_R), "zh": (TEST_ZH_P, TEST_ZH_R)},
+    "fresh": {"en": (FRESH_EN_P, FRESH_EN_R), "zh": (FRESH_ZH_P, FRESH_ZH_R)},
+}
 
 
-def test_precision_and_recall_on_the_held_out_test_split() -> None:
-    pairs = labelled("test")
+@pytest.mark.parametrize("split", ["test", "fresh"])
+def test_precision_and_recall_on_the_held_out_sets(split: str) -> None:
+    pairs = labelled(split)
     for lang, (precision, recall, false_hits) in rates(pairs, decide(pairs)).items():
-        precision_floor, recall_floor = TEST_SPLIT_FLOORS[lang]
-        assert precision >= precision_floor, (lang, precision, false_hits)
-        assert recall >= recall_floor, (lang, recall)
+        precision_floor, recall_floor = HELD_OUT_FLOORS[split][lang]
+        assert precision >= precision_floor, (split, lang, precision, false_hits)
+        assert recall >= recall_floor, (split, lang, recall)
 
 
 def test_precision_and_recall_on_the_earlier_seed_pairs() -> None:
@@ -215,6 +224,22 @@ NEAR_MISSES = [
     # negation
     ("Which fruits are safe for dogs?", "Which fruits are not safe for dogs?", "negation"),
     ("哪些药可以一起吃？", "哪些药不可以一起吃？", "negation"),
+    # whose: the same question about another person
+    ("What is your favourite colour?", "What is my favourite colour?", "person"),
+    ("你最喜欢什么颜色", "我最喜欢什么颜色", "person"),
+    ("How do I check my credit report?", "How do I check someone else's credit report?", "person"),
+    # one of them or all of them
+    ("How do I archive an email in Gmail?", "How do I archive all emails in Gmail?", "scope"),
+    ("怎么删除一条朋友圈", "怎么批量删除朋友圈", "scope"),
+    # a condition the other question does not have
+    ("Can I use my phone abroad?", "Can I use my phone abroad if I am on a prepaid plan?", "condition"),
+    ("What should I eat before a run?", "What should I eat before a run with a stomach ulcer?", "condition"),
+    ("可以退票吗", "如果已经过了发车时间还可以退票吗", "condition"),
+    # a clause of its own added without a marker
+    ("能做核磁共振吗", "心脏装过起搏器能做核磁共振吗", "added"),
+    # a constraint that narrows a recommendation
+    ("Best places to eat in Lisbon", "Best cheap places to eat in Lisbon", "qualifier"),
+    ("成都有什么好吃的", "成都有什么便宜的好吃的", "qualifier"),
 ]
 
 # (stored question, asked question): the same question in other words
@@ -227,6 +252,10 @@ PARAPHRASES = [
     ("有没有办法恢复误删的照片？", "有办法恢复误删的照片吗？"),  # 有没有 is a question
     ("怎么修改密码？", "如何更改密码？"),  # Chinese synonyms
     ("外卖一般几分钟送到？", "外卖通常多少分钟送到？"),  # 几 / 多少
+    ("How do I reset my password?", "How can you reset a password?"),  # a generic "you"
+    ("Do you ship to Canada?", "Can you ship my order to Canada?"),  # the shop
+    ("你们支持货到付款吗", "可以货到付款吗"),  # 你们 is the shop
+    ("煎好的牛排要放多久再切", "牛排煎好后要静置几分钟再切"),  # 多久 / 几分钟 are no 多 / 少
 ]
 
 

@@ -514,6 +514,25 @@ _EN_AUDIENCE = frozenset(
         "dad",
         "parent",
         "couple",
+        "son",
+        "daughter",
+        "friend",
+        "brother",
+        "sister",
+        "family",
+        "coworker",
+        "colleague",
+        "employee",
+        "manager",
+        "landlord",
+        "tenant",
+        "partner",
+        "customer",
+        "patient",
+        "pregnant",
+        "diabetic",
+        "puppy",
+        "kitten",
         "formal",
         "casual",
         "funny",
@@ -734,6 +753,42 @@ _EN_CRITICAL = frozenset(
         "max",
         "maximum",
         "minimum",
+        # constraints that narrow a recommendation to other answers: price, diet, kind,
+        # place, season
+        "cheap",
+        "cheapest",
+        "budget",
+        "affordable",
+        "inexpensive",
+        "expensive",
+        "luxury",
+        "premium",
+        "paid",
+        "organic",
+        "vegan",
+        "vegetarian",
+        "keto",
+        "halal",
+        "kosher",
+        "lactose",
+        "sugarless",
+        "secondhand",
+        "refurbished",
+        "electric",
+        "hybrid",
+        "diesel",
+        "manual",
+        "automatic",
+        "wireless",
+        "portable",
+        "waterproof",
+        "indoor",
+        "outdoor",
+        "rainy",
+        "romantic",
+        "solo",
+        "alone",
+        "nearby",
     ]
 )
 _OPPOSITE_PREFIXES = ("un", "dis", "de", "de-", "non", "in", "im", "il", "ir", "re", "anti", "mis")
@@ -748,7 +803,14 @@ _ZH_PHRASES = {
     "请问一下": "", "请问": "", "麻烦问一下": "", "麻烦": "", "你好": "", "您好": "",
     "我想知道": "", "想知道": "", "我想问": "", "问一下": "", "告诉我": "", "帮我": "",
     "给我": "", "能不能": "", "可不可以": "", "可以不可以": "", "能否": "", "是不是": "",
-    "是否": "", "有没有": "有", "会不会": "会", "要不要": "要", "需不需要": "需要",
+    # how many minutes / hours / days asks how long: the unit stays, the question is 多久
+    "几分钟": "<多久>分钟", "多少分钟": "<多久>分钟", "几个小时": "<多久>小时",
+    "几小时": "<多久>小时", "多少小时": "<多久>小时", "多少个小时": "<多久>小时",
+    "几天": "<多久>天", "多少天": "<多久>天", "几周": "<多久>周", "多少周": "<多久>周",
+    "几个星期": "<多久>周", "几个月": "<多久>月", "多少个月": "<多久>月", "几年": "<多久>年",
+    "多少年": "<多久>年",
+    "是否": "", "什么叫": "", "叫什么是": "", "才能": "", "写法": "写", "做法": "做",
+    "用法": "用", "有没有": "有", "会不会": "会", "要不要": "要", "需不需要": "需要",
     "该怎么": "", "要怎么": "", "应该怎么": "", "怎么样": "", "怎么": "", "怎样": "",
     "如何": "", "咋": "", "怎么办": "<处理>", "怎么处理": "<处理>", "如何处理": "<处理>",
     "怎么解决": "<处理>", "如何解决": "<处理>", "该怎么办": "<处理>", "怎么回事": "<原因>",
@@ -811,7 +873,7 @@ _ZH_PHRASES = {
     "看": "<看>", "显示": "<显示>", "展示": "<显示>", "获取": "<获取>", "得到": "<获取>",
     "拿到": "<获取>", "取得": "<获取>", "判断": "<判断>", "检查": "<判断>", "确认": "<判断>",
     "转换": "<转>", "转成": "<转>", "转为": "<转>", "转化": "<转>", "换算": "<转>",
-    "化成": "<转>", "变成": "<转>", "转": "<转>", "等于": "", "相当于": "", "合": "",
+    "化成": "<转>", "变成": "<转>", "转": "<转>", "等于": "", "相当于": "", "合多少": "<多少>",
     "需要": "<要>", "需": "<要>", "要": "<要>", "得要": "<要>", "应该": "", "应当": "",
     "可以": "", "能够": "", "能": "", "会": "", "允许": "", "支持": "", "方法": "", "办法": "",
     "方式": "", "步骤": "", "最佳": "<最好>", "最好": "<最好>", "最方便": "<最好>",
@@ -1041,8 +1103,39 @@ _ZH_AUDIENCE = frozenset(
         "正式",
         "随意",
         "朋友圈",
+        "朋友",
+        "儿子",
+        "女儿",
+        "老公",
+        "老婆",
+        "丈夫",
+        "妻子",
+        "父母",
+        "爸爸",
+        "妈妈",
+        "爸妈",
+        "家人",
+        "同事",
+        "员工",
+        "领导",
+        "房东",
+        "租客",
+        "孕妇",
+        "病人",
+        "患者",
+        "老年",
+        "别人",
+        "他人",
     ]
 )
+# Constraints that narrow a recommendation to other answers (price, diet, kind, place,
+# season), refused when only one question has them.
+_ZH_QUALIFIERS = (
+    "便宜", "实惠", "平价", "性价比", "省钱", "贵的", "豪华", "奢华", "高端", "免费", "付费",
+    "有机", "素食", "纯素", "无糖", "低糖", "低脂", "低卡", "清真", "二手", "翻新", "电动",
+    "混动", "柴油", "手动", "自动挡", "无线", "便携", "防水", "室内", "户外", "下雨", "雨天",
+    "冬天", "夏天", "冬季", "夏季", "浪漫", "一个人", "独自", "附近", "小户型", "预算",
+)  # fmt: skip
 _CJK_DIGITS = {
     "零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
     "六": 6, "七": 7, "八": 8, "九": 9,
@@ -1099,6 +1192,13 @@ class Analysis:
     """English words capitalised mid-sentence: a difference in these is a different name."""
     text: str = ""
     """The normalised text (Chinese: for words whose characters the tokens split)."""
+    persons: frozenset[str] = frozenset()
+    """Whose question it is: ``1`` (I, my, 我), ``2`` (you, your, 你), ``3`` (he, her, 他),
+    counting neither a generic "how do you" nor a request to the assistant ("can you", 帮我)."""
+    clauses: tuple[tuple[str, ...], ...] = ()
+    """The content tokens of each condition clause ("if I forgot the passcode", 如果…)."""
+    whole: bool = False
+    """The question is about all of something (all, every, 所有, 批量), not one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1273,6 +1373,61 @@ def _chinese(text: str) -> list[str]:
     return out
 
 
+# Who a question is about. A "you" that is generic ("how do you boil an egg") or that asks
+# the assistant for something ("can you", "could you") says nothing about whose thing it is.
+_EN_PERSON_WORDS = {
+    # subject, object, possessive: "your name" vs "my name" differ, "how do I reach your
+    # support" is one person asking about another's thing, which is no conflict.
+    "i": "1s", "we": "1s", "me": "1o", "us": "1o", "my": "1p", "our": "1p", "mine": "1p",
+    "ours": "1p", "myself": "1o", "you": "2s", "yourself": "2o", "your": "2p", "yours": "2p",
+    "he": "3s", "she": "3s", "him": "3o", "his": "3p", "her": "3p", "hers": "3p",
+}  # fmt: skip
+_EN_PERSON = re.compile(r"\b(" + "|".join(_EN_PERSON_WORDS) + r")\b")
+_EN_ASKING_YOU = re.compile(
+    r"\bhow( \w+)? (do|does|would|should|can|could|will|did) you\b"
+    r"|^\W*(do|does|did) you\b|\b(can|could|would|will) you\b|\bthank you\b|\bare you able\b"
+    r"|\b(you|one) (can|could|should|would|need|have to|must)\b|\bfor you\b(?=\s*[?.!]*$)"
+)
+_EN_OTHERS = re.compile(r"\b(?:someone|somebody|anyone|anybody) else(?:'?s)?\b|\bother people(?:'?s)?\b")
+_EN_AFTER_PREPOSITION = re.compile(r"\b(?:to|for|with|from|at|about|by|of|on|than|give|tell|ask|send)\s+$")
+_ZH_ASKING = re.compile("帮我|给我|告诉我|教我|跟我|问你|请你|你能|你可以|你会|你知道|你们|麻烦你|和我")
+_ZH_OTHERS = re.compile("其他人|别人|他人|人家")
+_ZH_PERSON_CHARS = {"我": "1", "咱": "1", "你": "2", "您": "2", "他": "3", "她": "3"}
+# A condition narrows a question to a case: its clause runs to the end of the sentence or to
+# a comma, and the other question must cover what it says.
+_EN_CONDITION = re.compile(
+    r"\b(?:if|unless|except|without|whenever|in case|with|while|during|(?<=\w )when)\b\s*([^,.;?!]*)"
+)
+_ZH_CONDITION = re.compile("(?:如果|要是|假如|假设|万一|若是|除非)([^，,。；;？?！!]*?)(?:的话|[，,。；;？?！!]|$)")
+_EN_WHOLE = re.compile(
+    r"\b(?:all|every|everything|entire|whole|bulk|batch)\b(?<!\bat all)"
+    r"(?! (?:time|day|night|week|month|year|morning|now|the time|along|over|right)\b)"
+)
+_ZH_WHOLE = re.compile("所有|全部|批量|一次性|全都|统统|一键")
+
+
+def _persons(text: str, chinese: bool) -> frozenset[str]:
+    if chinese:
+        text = _ZH_OTHERS.sub("他", _ZH_ASKING.sub(" ", text))
+        return frozenset(_ZH_PERSON_CHARS[ch] for ch in text if ch in _ZH_PERSON_CHARS)
+    text = _EN_OTHERS.sub(" his ", _EN_ASKING_YOU.sub(" ", text))
+    found = set()
+    for match in _EN_PERSON.finditer(text):
+        person = _EN_PERSON_WORDS[match[1]]
+        if match[1] == "you" and _EN_AFTER_PREPOSITION.search(text, 0, match.start()):
+            person = "2o"
+        found.add(person)
+    return frozenset(found)
+
+
+def _clauses(text: str, chinese: bool) -> tuple[tuple[str, ...], ...]:
+    if chinese:
+        found = [_chinese(m[1]) for m in _ZH_CONDITION.finditer(text)]
+    else:
+        found = [_english(m[1]) for m in _EN_CONDITION.finditer(text)]
+    return tuple(tuple(t for t in clause if not t.startswith("~")) for clause in found if clause)
+
+
 _LANGUAGE_NAMES_MAP = {"c++": " cplusplus ", "c#": " csharp ", "f#": " fsharp ", ".net": " dotnet "}
 _LANGUAGE_NAMES = re.compile(r"(?i)\bc\+\+|\bc#|\bf#|\.net\b")
 
@@ -1285,8 +1440,18 @@ def analyse(text: str) -> Analysis:
     chinese = bool(_CJK.search(text))
     names = frozenset() if chinese else _names(text)
     text = text.lower()
+    for pattern, replacement in _CONTRACTIONS:
+        text = pattern.sub(replacement, text)
     tokens = _chinese(text) if chinese else _english(text)
-    return Analysis(tuple(tokens), chinese, names, text if chinese else "")
+    return Analysis(
+        tuple(tokens),
+        chinese,
+        names,
+        text if chinese else "",
+        _persons(text, chinese),
+        _clauses(text, chinese),
+        bool((_ZH_WHOLE if chinese else _EN_WHOLE).search(text)),
+    )
 
 
 # ---- comparison ------------------------------------------------------------------------
@@ -1299,9 +1464,18 @@ def _is_number(token: str) -> bool:
 def _opposite(left: list[str], right: list[str], chinese: bool) -> str | None:
     """An antonym pair between the two sides' differing tokens, if any."""
     if chinese:
-        left_text, right_text = "".join(left), "".join(right)
+        # a meaning token (<多少>) is one word: its characters are no antonyms of their own
+        sides = [
+            ("".join(t for t in side if not t.startswith("<")), {t for t in side if t[0] == "<"})
+            for side in (left, right)
+        ]
+
+        def has(side: tuple[str, set[str]], word: str) -> bool:
+            text, meanings = side
+            return word in meanings if word[0] == "<" else word in text or f"<{word}>" in meanings
+
         for a, b in _ZH_OPPOSITE:
-            if (a in left_text and b in right_text) or (b in left_text and a in right_text):
+            if (has(sides[0], a) and has(sides[1], b)) or (has(sides[0], b) and has(sides[1], a)):
                 return f"{a}/{b}"
         return None
     for a in left:
@@ -1370,6 +1544,9 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
     a, b = list(question.tokens), list(stored.tokens)
     if question.chinese != stored.chinese:
         return "language: one question is Chinese, the other is not", [], []
+    person = _person_conflict(question.persons, stored.persons)
+    if person:
+        return f"person: {person}", [], []
     if a == b:
         return "ok", [], []
     chinese = question.chinese
@@ -1381,6 +1558,14 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
         return f"order: {_show(numbers_a)} vs {_show(numbers_b)}", [], []
     if a.count("!neg") != b.count("!neg"):
         return "negation: one question is negated", [], []
+    if question.whole != stored.whole:
+        return "scope: one question is about all of them", [], []
+    condition = _uncovered_condition(question, b) or _uncovered_condition(stored, a)
+    if condition:
+        return f"condition: {_show(list(condition))}", [], []
+    added = _added_clause(a, b, chinese)
+    if added:
+        return f"added: {_show(added)}", [], []
     if not chinese:
         units_a = [t for t in a if t in _EN_UNITS]
         units_b = [t for t in b if t in _EN_UNITS]
@@ -1427,6 +1612,9 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
         for word in _ZH_AUDIENCE:
             if (word in question.text) != (word in stored.text):
                 return f"audience: {word}", left, right
+        for word in _ZH_QUALIFIERS:
+            if (word in question.text) != (word in stored.text):
+                return f"qualifier: {word}", left, right
     if left and right:
         if chinese:
             regions = [
@@ -1451,6 +1639,49 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
     if left or right:
         return f"extra: {_show(left or right)}", left, right
     return "ok", left, right
+
+
+def _person_conflict(a: frozenset[str], b: frozenset[str]) -> str | None:
+    """"Your name" vs "my name", "how old are you" vs "how old am I": the same role (subject,
+    object, possessive; Chinese has one) held by different persons on the two sides."""
+    for role in ("s", "o", "p", ""):
+        left = {p[0] for p in a if p[1:] == role}
+        right = {p[0] for p in b if p[1:] == role}
+        if left and right and not left & right:
+            return f"{'/'.join(sorted(left))} vs {'/'.join(sorted(right))}"
+    return None
+
+
+def _akin(a: str, b: str) -> bool:
+    """Two forms of one word the stemmer left apart (died / die, taming / tame)."""
+    return a == b or len(a) >= 3 and len(b) >= 3 and a[:3] == b[:3] and (a.startswith(b) or b.startswith(a))
+
+
+def _uncovered_condition(side: Analysis, other: list[str]) -> tuple[str, ...] | None:
+    """A condition clause of ``side`` whose content the other question mostly lacks."""
+    for clause in side.clauses:
+        covered = sum(1 for t in clause if t in other or any(_akin(t, o) for o in other))
+        if covered * 2 < len(clause):
+            return clause
+    return None
+
+
+ADDED_MIN = {"en": 3, "zh": 3}
+ADDED_OTHER = 0
+
+
+def _added_clause(a: list[str], b: list[str], chinese: bool) -> list[str] | None:
+    """Content only one question has, with (almost) nothing of the other's own in its place,
+    and enough of it to be a clause of its own (a case, a constraint, an audience: "with bad
+    knees", 肾不好的人, 忘了锁屏密码) rather than a rewording."""
+    least = ADDED_MIN["zh" if chinese else "en"]
+    left, right = _difference(a, b)
+    left = [t for t in left if not t.startswith("~") and not any(_akin(t, o) for o in b)]
+    right = [t for t in right if not t.startswith("~") and not any(_akin(t, o) for o in a)]
+    for more, fewer in ((left, right), (right, left)):
+        if len(more) >= least and len(fewer) <= ADDED_OTHER:
+            return more
+    return None
 
 
 def _time(token: str, chinese: bool) -> bool:

@@ -7,11 +7,14 @@ correctly answers ``b`` (a hit is right), 0 when it does not (a hit would serve 
 answer). The split is fixed by a hash of the pair, so adding pairs never moves old ones:
 about 35% go to ``test``, which no threshold or word list is tuned on.
 
-``src/fresh/`` holds a second held-out set, written after the verifier was built and before
-it was changed again, in domains and phrasings the first set covers thinly (cooking, HR,
-legal, devices, gaming, weather, government services, finance; typos, no punctuation,
-colloquial and mixed Chinese-English): it goes whole to ``fresh.jsonl`` (split ``fresh``)
-and is only ever measured, never tuned on.
+Each folder under ``src/`` is a further held-out set, written in domains and phrasings the
+first set covers thinly (typos, no punctuation, colloquial and mixed Chinese-English), that
+goes whole to ``<folder>.jsonl`` (split ``<folder>``): ``fresh`` (cooking, HR, legal,
+devices, gaming, weather, government services, finance...) was written before the verifier's
+rules for persons, scope, conditions and added clauses, and scored once, blind, before them
+(its errors were read afterwards, so it no longer is blind); ``fresh2`` (insurance, housing,
+gardening, music, sports, spreadsheets, devops, social apps, banking, tax, immigration...)
+was written after those rules and before its errors were ever read.
 """
 
 from __future__ import annotations
@@ -55,12 +58,15 @@ def write(rows: list[dict], name: str) -> None:
 
 def main() -> None:
     rows = read(HERE / "src", None)
-    fresh = read(HERE / "src/fresh", "fresh")
     write(rows, "pairs.jsonl")
-    write(fresh, "fresh.jsonl")
-    rows += fresh
+    splits = ["dev", "test"]
+    for folder in sorted(p for p in (HERE / "src").iterdir() if p.is_dir()):
+        held_out = read(folder, folder.name)
+        write(held_out, f"{folder.name}.jsonl")
+        rows += held_out
+        splits.append(folder.name)
     for lang in ("en", "zh"):
-        for split in ("dev", "test", "fresh"):
+        for split in splits:
             chosen = [r for r in rows if r["lang"] == lang and r["split"] == split]
             same = sum(r["same"] for r in chosen)
             print(f"{lang} {split}: {len(chosen)} pairs, {same} same, {len(chosen) - same} not")
