@@ -1,6 +1,7 @@
 """Precision and recall of the semantic cache's decision on the labelled pairs.
 
-    uv run python bench/semantic_cache_quality.py [--split dev|test|fresh|all] [--by kind|domain]
+    uv run python bench/semantic_cache_quality.py [--split dev|test|fresh|fresh2|all]
+        [--by kind|domain]
         [--seed-pairs] [--timing]
 
 For every pair of ``tests/plugins/semantic_cache/data/pairs.jsonl`` (hand-written English
@@ -10,8 +11,9 @@ and asks the verifier, exactly as a lookup does. A hit on a pair that is not ``s
 false hit (another question's answer served). It prints, per language and per kind (or
 domain): pairs, precision, recall and false hits; and the same for plain cosine
 thresholds (no verifier), for comparison. The ``test`` split is never used to choose a
-threshold or a word list; ``--split fresh`` scores ``data/fresh.jsonl``, a second held-out
-set written later in other domains and phrasings (``all`` is dev + test); ``--seed-pairs`` scores the project's earlier 137 pairs
+threshold or a word list; ``--split fresh`` and ``--split fresh2`` score ``data/fresh.jsonl``
+and ``data/fresh2.jsonl``, held-out sets written later in other domains and phrasings (see
+``data/build.py`` for what each was and was not used for; ``all`` is dev + test); ``--seed-pairs`` scores the project's earlier 137 pairs
 (``tests/plugins/semantic_cache/pairs.jsonl``), which the verifier was not tuned on either.
 
 ``--timing`` adds the verifier's cost per (question, candidate) pair and per lookup of 8
@@ -32,7 +34,7 @@ from hookgate_semantic_cache.verify import analyse, compare, verify, verify_batc
 
 HERE = Path(__file__).resolve().parents[1] / "tests/plugins/semantic_cache"
 PAIRS = HERE / "data/pairs.jsonl"
-FRESH = HERE / "data/fresh.jsonl"
+HELD_OUT_SETS = ("fresh", "fresh2")
 SEED_PAIRS = HERE / "pairs.jsonl"
 
 
@@ -60,7 +62,7 @@ def table(rows: list[dict], hits: list[bool], by: str, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", choices=("dev", "test", "fresh", "all"), default="dev")
+    parser.add_argument("--split", choices=("dev", "test", *HELD_OUT_SETS, "all"), default="dev")
     parser.add_argument("--by", choices=("kind", "domain"), default="kind")
     parser.add_argument("--seed-pairs", action="store_true")
     parser.add_argument("--timing", action="store_true")
@@ -68,7 +70,7 @@ def main() -> None:
     if args.seed_pairs:
         rows = [json.loads(line) for line in SEED_PAIRS.read_text(encoding="utf-8").splitlines()]
     else:
-        source = FRESH if args.split == "fresh" else PAIRS
+        source = HERE / f"data/{args.split}.jsonl" if args.split in HELD_OUT_SETS else PAIRS
         rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
         if args.split != "all":
             rows = [r for r in rows if r["split"] == args.split]

@@ -20,6 +20,12 @@ prefixes), ``order`` (a content token that moved: "X to Y" vs "Y to X"), ``audie
 ``level`` (for kids vs for experts, short vs detailed), ``different`` (a word replaced by a
 word that is not its synonym: vegan vs vegetarian, password vs PIN, 北京 vs 上海) and
 ``extra`` (a content word only one side has, which narrows or changes the question).
+Before the words are aligned, what a question is *about* is compared: ``person`` (the same
+role held by another person: your name / my name, 你 / 我), ``scope`` (one of them / all of
+them), ``condition`` (an "if ..." / 如果… clause whose content the other question lacks) and
+``added`` (three or more content tokens on one side with nothing in their place: a case,
+a constraint or an audience of its own, 肾不好的人); ``qualifier`` refuses a constraint that
+narrows a recommendation (cheap, vegan, 便宜, 户外) when only one side has it.
 A candidate that passes must also reach the similarity threshold of its language.
 
 Everything here is pure Python over small in-module tables: no model, no I/O, a few tens of
@@ -195,6 +201,19 @@ _CONTRACTIONS = [
     (re.compile(r"\bwon't\b"), "will not"),
     (re.compile(r"n't\b"), " not"),
     (re.compile(r"'(s|re|m|ll|ve|d)\b"), ""),
+    # the same typed without the apostrophe: dont, isnt, whats, im
+    (
+        re.compile(
+            r"\b(do|does|did|is|are|was|were|has|have|had|could|should|would|must|need)nt\b"
+        ),
+        r"\1 not",
+    ),
+    (re.compile(r"\bcant\b"), "can not"),
+    (re.compile(r"\bwont\b"), "will not"),
+    (re.compile(r"\b(what|how|where|who|that|there|here)s\b"), r"\1"),
+    (re.compile(r"\bim\b|\bive\b"), "i"),
+    (re.compile(r"\byoure\b"), "you"),
+    (re.compile(r"\btheyre\b"), "they"),
 ]
 _EN_PHRASES = [
     # (pattern, replacement) on lower-cased text, longest first where they overlap.
@@ -209,6 +228,11 @@ _EN_PHRASES = [
     (r"\bmake sure\b", " ensure "),
     (r"\bcome with\b|\binclude[sd]?\b", " include "),
     (r"\bhow long\b|\bhow much time\b", " duration "),
+    (
+        r"\bhow (many|much) (minutes|hours|days|weeks|months|years)\b(?=.*\b(take|takes|wait|last|lasts)\b)",
+        " duration ",
+    ),
+    (r"\bhow many (minute|hour|day|week|month|year)s\b", r" duration \1s "),
     (r"\bhow many\b|\bhow much\b|\bnumber of\b|\bamount of\b", " quantity "),
     (r"\bwhat is the height of\b|\bhow tall\b|\bhow high\b", " height "),
     (r"\bwhat is the distance\b|\bhow far\b", " distance "),
@@ -636,9 +660,18 @@ def _forms(word: str) -> set[str]:
     return {word, _head(word), _EN_CANON.get(word, word)}
 
 
+# Words that move a quantity up and words that move it down: any of one against any of the
+# other is an opposite ("increase my limit" / "lower my limit").
+_EN_UP = ("increas", "rais", "boost", "grow", "extend", "expand", "gain", "higher", "improv")
+_EN_DOWN = ("decreas", "lower", "reduc", "shrink", "shorten", "lose", "loss", "worsen")
 _EN_OPPOSITE = {
-    frozenset((x, y)) for a, b in _EN_ANTONYMS for x in _forms(a) for y in _forms(b) if x != y
+    frozenset((x, y))
+    for a, b in [*_EN_ANTONYMS, *((u, d) for u in _EN_UP for d in _EN_DOWN)]
+    for x in _forms(a)
+    for y in _forms(b)
+    if x != y
 }
+_EN_ANTONYM_WORDS = frozenset(w for pair in _EN_OPPOSITE for w in pair)
 _EN_TIME_STEMS = frozenset(_stem(w) for w in _EN_TIME) | _EN_TIME
 _EN_AUDIENCE_STEMS = frozenset(_head(w) for w in _EN_AUDIENCE)
 # Units: a question about grams is not one about ounces.
@@ -809,6 +842,7 @@ _ZH_PHRASES = {
     "几天": "<多久>天", "多少天": "<多久>天", "几周": "<多久>周", "多少周": "<多久>周",
     "几个星期": "<多久>周", "几个月": "<多久>月", "多少个月": "<多久>月", "几年": "<多久>年",
     "多少年": "<多久>年",
+    "咋整": "<处理>", "咋办": "<处理>", "怎么整": "<处理>", "咋弄": "<处理>", "怎么弄": "",
     "是否": "", "什么叫": "", "叫什么是": "", "才能": "", "写法": "写", "做法": "做",
     "用法": "用", "有没有": "有", "会不会": "会", "要不要": "要", "需不需要": "需要",
     "该怎么": "", "要怎么": "", "应该怎么": "", "怎么样": "", "怎么": "", "怎样": "",
@@ -928,6 +962,9 @@ _ZH_PHRASES = {
     "晚饭": "<晚饭>", "晚餐": "<晚饭>", "今晚晚饭": "<今晚><晚饭>",
     "睡眠": "<睡>", "睡觉": "<睡>", "入睡": "<入睡>", "睡": "<睡>", "多一些": "",
 }  # fmt: skip
+_ZH_SINGLE_MEANINGS = frozenset(
+    v for v in _ZH_PHRASES.values() if re.fullmatch("<[\u4e00-\u9fff]>", v)
+)
 _ZH_PHRASES_RE = re.compile("|".join(sorted(map(re.escape, _ZH_PHRASES), key=len, reverse=True)))
 _ZH_A_NOT_A = re.compile(r"([\u4e00-\u9fff])[不没]\1")
 # Characters dropped after the phrases: particles, pronouns, measure words, framing.
@@ -1062,6 +1099,11 @@ _ZH_OPPOSITE = [
     ("开始", "停止"), ("上班", "下班"), ("上课", "下课"), ("起飞", "降落"), ("出租", "租"),
 ]  # fmt: skip
 _ZH_OPPOSITE_SET = {frozenset(pair) for pair in _ZH_OPPOSITE}
+_ZH_OPPOSITE_PLAIN = frozenset(w for pair in _ZH_OPPOSITE for w in pair if not w.startswith("<"))
+_ZH_OPPOSITE_BY_FIRST: dict[str, list[str]] = {}
+for _word in sorted(_ZH_OPPOSITE_PLAIN):
+    _ZH_OPPOSITE_BY_FIRST.setdefault(_word[0], []).append(_word)
+_ZH_OPPOSITE_MEANINGS = frozenset(w for pair in _ZH_OPPOSITE for w in pair if w.startswith("<"))
 _ZH_AUDIENCE = frozenset(
     [
         "儿童",
@@ -1124,8 +1166,6 @@ _ZH_AUDIENCE = frozenset(
         "病人",
         "患者",
         "老年",
-        "别人",
-        "他人",
     ]
 )
 # Constraints that narrow a recommendation to other answers (price, diet, kind, place,
@@ -1136,6 +1176,7 @@ _ZH_QUALIFIERS = (
     "混动", "柴油", "手动", "自动挡", "无线", "便携", "防水", "室内", "户外", "下雨", "雨天",
     "冬天", "夏天", "冬季", "夏季", "浪漫", "一个人", "独自", "附近", "小户型", "预算",
 )  # fmt: skip
+_ZH_AUDIENCE_WORDS = (*(w for w in _ZH_AUDIENCE if not w.startswith("<")), "随便")
 _CJK_DIGITS = {
     "零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
     "六": 6, "七": 7, "八": 8, "九": 9,
@@ -1199,6 +1240,8 @@ class Analysis:
     """The content tokens of each condition clause ("if I forgot the passcode", 如果…)."""
     whole: bool = False
     """The question is about all of something (all, every, 所有, 批量), not one."""
+    particles: tuple[str, ...] = ()
+    """English direction particles (zoom in / zoom out, scroll up / down, check in / out)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1212,6 +1255,9 @@ class Verdict:
 
 def _num(value: float) -> str:
     return "#" + f"{value:g}"
+
+
+_ZH_NOT_NUMBER_RE = re.compile("|".join(map(re.escape, _ZH_NOT_NUMBER)))
 
 
 def _cjk_number(text: str) -> float:
@@ -1259,8 +1305,7 @@ def _names(text: str) -> frozenset[str]:
 
 
 def _english(text: str) -> list[str]:
-    for pattern, replacement in _CONTRACTIONS:
-        text = pattern.sub(replacement, text)
+    """Content tokens of lower-cased text whose contractions are expanded (:func:`analyse`)."""
     for pattern, replacement in _EN_PHRASES_RE:
         text = pattern.sub(replacement, text)
     out: list[str] = []
@@ -1287,6 +1332,8 @@ def _english(text: str) -> list[str]:
         if word in _NUMBER_WORDS:
             out.append(_num(_NUMBER_WORDS[word]))
             continue
+        if word == "first" and (index + 1 == len(words) or words[index + 1] in _EN_FUNCTION):
+            continue  # "pay off my debt first": an adverb, no rank
         if word in _ORDINALS and not (index and words[index - 1][0].isdigit()):
             out.append(_num(_ORDINALS[word]))
             continue
@@ -1327,7 +1374,7 @@ def _chinese_numbers(text: str) -> str:
         protected.append(match[0])
         return f"\x00{len(protected) - 1}\x00"
 
-    text = re.sub("|".join(map(re.escape, _ZH_NOT_NUMBER)), protect, text)
+    text = _ZH_NOT_NUMBER_RE.sub(protect, text)
     for word, value in _ZH_NUMBER_WORDS.items():
         text = text.replace(word, f" {value} ")
 
@@ -1341,11 +1388,17 @@ def _chinese_numbers(text: str) -> str:
     return re.sub("\x00(\\d+)\x00", lambda m: protected[int(m[1])], text)
 
 
+# 安全不, 去没: a 不 / 没 that ends the question asks it, like 吗
+_ZH_TAG_QUESTION = re.compile(r"(?<=[\u4e00-\u9fff])(?:不|没有|没)(?=[？?！!。\s]*$)")
+# 每天 / 一天, 每周 / 一周 ask the same ("how much water a day")
+_ZH_EVERY = re.compile("每(?=天|日|周|星期|个月|月|年|晚)")
 _ZH_ONE_MEASURE = re.compile("一(?=[个首本句条道封段部款种台件位张双])")
 
 
 def _chinese(text: str) -> list[str]:
     text = _ZH_A_NOT_A.sub(r"\1", text)
+    text = _ZH_TAG_QUESTION.sub("吗", text)
+    text = _ZH_EVERY.sub("一", text)
     text = _ZH_ONE_MEASURE.sub("", text)
     text = _chinese_numbers(text)
     text = _ZH_PHRASES_RE.sub(lambda m: f" {_ZH_PHRASES[m[0]]} ", text)
@@ -1370,7 +1423,10 @@ def _chinese(text: str) -> list[str]:
             out.append("percent")
         else:
             out.append(token)
-    return out
+    # one meaning, however written: a single character that stands for a meaning of its
+    # own (狗 and 狗狗 / 小狗 → <狗>), and a word said twice (看看, 试试) said once
+    out = [f"<{t}>" if f"<{t}>" in _ZH_SINGLE_MEANINGS else t for t in out]
+    return [t for i, t in enumerate(out) if not i or t != out[i - 1] or _is_number(t)]
 
 
 # Who a question is about. A "you" that is generic ("how do you boil an egg") or that asks
@@ -1384,21 +1440,41 @@ _EN_PERSON_WORDS = {
 }  # fmt: skip
 _EN_PERSON = re.compile(r"\b(" + "|".join(_EN_PERSON_WORDS) + r")\b")
 _EN_ASKING_YOU = re.compile(
-    r"\bhow( \w+)? (do|does|would|should|can|could|will|did) you\b"
+    r"^\W*how\b[^?.!,;]*?\b(do|does|would|should|can|could|will|did) you\b"
     r"|^\W*(do|does|did) you\b|\b(can|could|would|will) you\b|\bthank you\b|\bare you able\b"
     r"|\b(you|one) (can|could|should|would|need|have to|must)\b|\bfor you\b(?=\s*[?.!]*$)"
 )
-_EN_OTHERS = re.compile(r"\b(?:someone|somebody|anyone|anybody) else(?:'?s)?\b|\bother people(?:'?s)?\b")
-_EN_AFTER_PREPOSITION = re.compile(r"\b(?:to|for|with|from|at|about|by|of|on|than|give|tell|ask|send)\s+$")
-_ZH_ASKING = re.compile("帮我|给我|告诉我|教我|跟我|问你|请你|你能|你可以|你会|你知道|你们|麻烦你|和我")
+_EN_OTHERS = re.compile(
+    r"\b(?:someone|somebody|anyone|anybody) else(?:'?s)?\b|\bother people(?:'?s)?\b"
+)
+_EN_AFTER_PREPOSITION = re.compile(
+    r"\b(?:to|for|with|from|at|about|by|of|on|than|give|tell|ask|send)\s+$"
+)
+_ZH_ASKING = re.compile(
+    "帮我|给我|告诉我|教我|跟我|问你|请你|你能|你可以|你会|你知道|你们|麻烦你|和我"
+)
 _ZH_OTHERS = re.compile("其他人|别人|他人|人家")
 _ZH_PERSON_CHARS = {"我": "1", "咱": "1", "你": "2", "您": "2", "他": "3", "她": "3"}
 # A condition narrows a question to a case: its clause runs to the end of the sentence or to
 # a comma, and the other question must cover what it says.
-_EN_CONDITION = re.compile(
-    r"\b(?:if|unless|except|without|whenever|in case|with|while|during|(?<=\w )when)\b\s*([^,.;?!]*)"
+_EN_CONDITION_WORDS = r"if|unless|except|without|whenever|in case|with|while|during|(?<=\w )when"
+_EN_CONDITION = re.compile(rf"\b(?:{_EN_CONDITION_WORDS})\b\s*([^,.;?!]*)")
+_ZH_CONDITION = re.compile(
+    "(?:如果|要是|假如|假设|万一|若是|除非)([^，,。；;？?！!]*?)(?:的话|[，,。；;？?！!]|$)"
 )
-_ZH_CONDITION = re.compile("(?:如果|要是|假如|假设|万一|若是|除非)([^，,。；;？?！!]*?)(?:的话|[，,。；;？?！!]|$)")
+_PARTICLE_OPPOSITE = {
+    "in": "out",
+    "out": "in",
+    "up": "down",
+    "down": "up",
+    "on": "off",
+    "off": "on",
+}
+# phrasal verbs the phrase table already reads (turn on → enable, log in → login)
+_EN_PHRASAL = re.compile(
+    r"\b(?:turn|switch|log|sign|set)(?:s|ed|ing|ting|ged|ging)?\s+(?:on|off|in|out|up)\b"
+)
+_EN_PARTICLE = re.compile(r"\b(in|out|up|down|on|off)\b")
 _EN_WHOLE = re.compile(
     r"\b(?:all|every|everything|entire|whole|bulk|batch)\b(?<!\bat all)"
     r"(?! (?:time|day|night|week|month|year|morning|now|the time|along|over|right)\b)"
@@ -1451,6 +1527,7 @@ def analyse(text: str) -> Analysis:
         _persons(text, chinese),
         _clauses(text, chinese),
         bool((_ZH_WHOLE if chinese else _EN_WHOLE).search(text)),
+        () if chinese else tuple(_EN_PARTICLE.findall(_EN_PHRASAL.sub(" ", text))),
     )
 
 
@@ -1465,27 +1542,36 @@ def _opposite(left: list[str], right: list[str], chinese: bool) -> str | None:
     """An antonym pair between the two sides' differing tokens, if any."""
     if chinese:
         # a meaning token (<多少>) is one word: its characters are no antonyms of their own
-        sides = [
-            ("".join(t for t in side if not t.startswith("<")), {t for t in side if t[0] == "<"})
-            for side in (left, right)
-        ]
-
-        def has(side: tuple[str, set[str]], word: str) -> bool:
-            text, meanings = side
-            return word in meanings if word[0] == "<" else word in text or f"<{word}>" in meanings
-
+        present = [_zh_antonyms_in(side) for side in (left, right)]
         for a, b in _ZH_OPPOSITE:
-            if (has(sides[0], a) and has(sides[1], b)) or (has(sides[0], b) and has(sides[1], a)):
+            if (a in present[0] and b in present[1]) or (b in present[0] and a in present[1]):
                 return f"{a}/{b}"
         return None
     for a in left:
         for b in right:
             if frozenset((a, b)) in _EN_OPPOSITE:
                 return f"{a}/{b}"
+            for x in _antonym_roots(a):  # thicken / thin: a longer form of a listed word
+                for y in _antonym_roots(b):
+                    if frozenset((x, y)) in _EN_OPPOSITE:
+                        return f"{a}/{b}"
             for prefix in _OPPOSITE_PREFIXES:
                 if (a == prefix + b or b == prefix + a) and min(len(a), len(b)) >= 3:
                     return f"{a}/{b}"
     return None
+
+
+def _antonym_roots(word: str) -> list[str]:
+    return [word[:k] for k in range(4, len(word) + 1) if word[:k] in _EN_ANTONYM_WORDS]
+
+
+def _zh_antonyms_in(side: list[str]) -> set[str]:
+    """The words of the Chinese antonym table that one side's differing tokens hold."""
+    text = "".join(t for t in side if not t.startswith("<"))
+    meanings = {t for t in side if t.startswith("<")}
+    found = {w for ch in set(text) for w in _ZH_OPPOSITE_BY_FIRST.get(ch, ()) if w in text}
+    found |= {t[1:-1] for t in meanings if t[1:-1] in _ZH_OPPOSITE_PLAIN}
+    return found | (meanings & _ZH_OPPOSITE_MEANINGS)
 
 
 def _show(tokens: list[str]) -> str:
@@ -1547,6 +1633,9 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
     person = _person_conflict(question.persons, stored.persons)
     if person:
         return f"person: {person}", [], []
+    particle = _opposite_particles(question.particles, stored.particles)
+    if particle:
+        return f"opposite: {particle}", [], []
     if a == b:
         return "ok", [], []
     chinese = question.chinese
@@ -1591,8 +1680,12 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
     if _audience(left + right, chinese):
         return f"audience: {_show(left)} vs {_show(right)}", left, right
     if not chinese:
-        units = [t for t in left + right if t in _EN_UNITS]
-        if units:
+        units_left = [t for t in left if t in _EN_UNITS]
+        units_right = [t for t in right if t in _EN_UNITS]
+        asks_how_long = "duration" in a and "duration" in b
+        if (units_left and units_right) or (
+            (units_left or units_right) and not asks_how_long
+        ):  # "how long" and "how many days ... how long": the unit names the answer's
             return f"unit: {_show(left)} vs {_show(right)}", left, right
         names = question.names | stored.names
         if any(t in names for t in left + right):
@@ -1609,9 +1702,9 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
         for word in _ZH_REVERSING:
             if text_a.count(word) != text_b.count(word):
                 return f"opposite: {word}", left, right
-        for word in _ZH_AUDIENCE:
-            if (word in question.text) != (word in stored.text):
-                return f"audience: {word}", left, right
+        groups_q, groups_s = _zh_audience(question.text), _zh_audience(stored.text)
+        if groups_q != groups_s:
+            return f"audience: {_show(sorted(groups_q ^ groups_s))}", left, right
         for word in _ZH_QUALIFIERS:
             if (word in question.text) != (word in stored.text):
                 return f"qualifier: {word}", left, right
@@ -1623,6 +1716,10 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
                 if op[0] != "equal"
             ]
             if len(regions) == 1 and min(len(left), len(right)) <= 3:
+                return f"substitution: {_show(left)} vs {_show(right)}", left, right
+            if len(regions) == 2 and all(
+                op == "replace" and i2 - i1 <= 2 and j2 - j1 <= 2 for op, i1, i2, j1, j2 in regions
+            ):  # two words each replaced by another: 字典…值 / 列表…长度
                 return f"substitution: {_show(left)} vs {_show(right)}", left, right
             shared = len(a) + len(b) - len(left) - len(right)
             if shared < 0.5 * (len(a) + len(b)):
@@ -1641,8 +1738,17 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
     return "ok", left, right
 
 
+def _opposite_particles(a: tuple[str, ...], b: tuple[str, ...]) -> str | None:
+    """A direction particle one question has where the other has its opposite."""
+    only_a, only_b = _difference(list(a), list(b))
+    for word in only_a:
+        if _PARTICLE_OPPOSITE[word] in only_b:
+            return f"{word}/{_PARTICLE_OPPOSITE[word]}"
+    return None
+
+
 def _person_conflict(a: frozenset[str], b: frozenset[str]) -> str | None:
-    """"Your name" vs "my name", "how old are you" vs "how old am I": the same role (subject,
+    """ "Your name" vs "my name", "how old are you" vs "how old am I": the same role (subject,
     object, possessive; Chinese has one) held by different persons on the two sides."""
     for role in ("s", "o", "p", ""):
         left = {p[0] for p in a if p[1:] == role}
@@ -1654,7 +1760,9 @@ def _person_conflict(a: frozenset[str], b: frozenset[str]) -> str | None:
 
 def _akin(a: str, b: str) -> bool:
     """Two forms of one word the stemmer left apart (died / die, taming / tame)."""
-    return a == b or len(a) >= 3 and len(b) >= 3 and a[:3] == b[:3] and (a.startswith(b) or b.startswith(a))
+    if a == b:
+        return True
+    return len(a) >= 3 and len(b) >= 3 and a[:3] == b[:3] and (a.startswith(b) or b.startswith(a))
 
 
 def _uncovered_condition(side: Analysis, other: list[str]) -> tuple[str, ...] | None:
@@ -1690,10 +1798,21 @@ def _time(token: str, chinese: bool) -> bool:
     return token in _EN_TIME_STEMS
 
 
+# Words for one audience (孩子 / 小孩, 老板 / 领导): a question for either asks for the same.
+_ZH_AUDIENCE_GROUPS = {
+    "小孩": "孩子", "小朋友": "孩子", "儿童": "孩子", "婴儿": "宝宝", "幼儿": "宝宝",
+    "老年人": "老人", "老年": "老人", "成年人": "成人", "领导": "老板", "随便": "随意",
+    "丈夫": "老公", "妻子": "老婆", "爸妈": "父母", "患者": "病人",
+}  # fmt: skip
+
+
+def _zh_audience(text: str) -> frozenset[str]:
+    return frozenset(_ZH_AUDIENCE_GROUPS.get(w, w) for w in _ZH_AUDIENCE_WORDS if w in text)
+
+
 def _audience(span: list[str], chinese: bool) -> bool:
-    if chinese:
-        text = "".join(span)
-        return any(t in _ZH_AUDIENCE for t in span) or any(w in text for w in _ZH_AUDIENCE)
+    if chinese:  # the words are compared on the whole texts (compare); here the meanings
+        return any(t in _ZH_AUDIENCE for t in span if t.startswith("<"))
     return any(t in _EN_AUDIENCE_STEMS for t in span)
 
 
