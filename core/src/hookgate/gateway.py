@@ -91,6 +91,7 @@ class Gateway:
         self._refresh_capabilities()
         self._started = False
         self._start_lock: asyncio.Lock | None = None
+        self._secret: bytes | None = None
         self.chat = _Chat(self)
         self.completions: _Resource[Completion, Completion] = _Resource(
             self, "completions", Completion, Completion
@@ -169,6 +170,15 @@ class Gateway:
                 self._started = True
                 # Backends started by plugins (a supervised store) have their ports now.
                 self._refresh_capabilities()
+
+    async def deployment_secret(self) -> bytes:
+        """The deployment secret for keyed hashes (see :mod:`hookgate.secrets`), the same on
+        every worker and every instance; found once per gateway."""
+        if self._secret is None:
+            from .secrets import resolve_deployment_secret
+
+            self._secret = await resolve_deployment_secret(self)
+        return self._secret
 
     @property
     def started(self) -> bool:

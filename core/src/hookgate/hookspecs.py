@@ -170,6 +170,22 @@ def ready(gateway: Gateway) -> Awaitable[Sequence[str] | None] | Sequence[str] |
     """
 
 
+@hookspec(firstresult=True)
+def deployment_secret(gateway: Gateway) -> Awaitable[str] | None:
+    """Keep the deployment secret where every instance finds it: a shared store answers.
+
+    Asked (through :meth:`Gateway.deployment_secret`) only when neither ``[gateway] secret``
+    nor ``HOOKGATE_SECRET`` is set, possibly before this plugin's ``startup``. A plugin whose
+    store several instances share returns the awaitable of the secret it keeps there,
+    generating it the first time (once, even when instances ask together); any other plugin
+    returns None, and the secret is then kept in a file beside plugins.toml. Plain ``def``;
+    the awaitable works off the event loop.
+
+    :raises Exception: when the store cannot be reached (the gateway then uses a secret of
+        this process only, and says so in the log).
+    """
+
+
 @hookspec
 def backend_addresses(gateway: Gateway) -> Sequence[str] | None:
     """Name the backends this plugin connects to, so no request can reach them.

@@ -87,6 +87,7 @@ _SYNC_HOOKS = {
     "resolve_virtual_key": _FROM_MEMORY,
     "query_logs": _CLAIM,
     "aggregate_logs": _CLAIM,
+    "deployment_secret": _CLAIM,
 }
 
 
@@ -600,6 +601,11 @@ class Hooks:
     async def aggregate_logs(self, gateway: Gateway, query: AggregateQuery) -> Aggregates | None:
         """Monitoring aggregates from whichever plugin keeps records; None when none does."""
         return await await_me_maybe(self._hook.aggregate_logs(gateway=gateway, query=query))
+
+    async def deployment_secret(self, gateway: Gateway) -> str | None:
+        """The secret a shared store keeps for the deployment; None when no plugin keeps one."""
+        found = await await_me_maybe(self._hook.deployment_secret(gateway=gateway))
+        return None if found is None else str(found)
 
     def register_routes(self, gateway: Gateway) -> list[Any]:
         routes: list[Any] = []

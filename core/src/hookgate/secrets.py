@@ -7,11 +7,16 @@ same secret; it comes from, in order:
 
 1. ``[gateway] secret`` in plugins.toml (e.g. ``secret = "${HOOKGATE_SECRET}"``);
 2. the ``HOOKGATE_SECRET`` environment variable;
-3. ``hookgate.secret`` beside plugins.toml: generated on first start (32 random bytes, mode
+3. a store every instance shares, when a plugin keeps one (the control plane on PostgreSQL:
+   the ``deployment_secret`` hook): generated once, by the first instance, and read by every
+   other, so instances behind one load balancer derive the same cache keys;
+4. ``hookgate.secret`` beside plugins.toml: generated on first start (32 random bytes, mode
    0600) and read on every later one, so the workers of a server and its restarts agree;
-4. without a plugins.toml (settings from a dict), a random secret for this process only.
+5. without a plugins.toml (settings from a dict), a random secret for this process only.
 
-Several instances sharing one Redis must share the secret: set it (1 or 2) on each.
+Several instances sharing one Redis must share the secret: set it (1 or 2) on each, or give
+them a shared store (3). Step 3 needs :func:`resolve_deployment_secret` (async, through the
+gateway's hooks): :func:`deployment_secret` alone knows only 1, 2, 4 and 5.
 """
 
 from __future__ import annotations
@@ -24,13 +29,23 @@ import secrets
 import stat
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from .errors import SettingsError
 from .settings import Settings
 
-__all__ = ["SECRET_ENV", "SECRET_FILE", "deployment_secret", "keyed_digest"]
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+__all__ = [
+    "SECRET_ENV",
+    "SECRET_FILE",
+    "deployment_secret",
+    "keyed_digest",
+    "resolve_deployment_secret",
+]
 
 SECRET_ENV = "HOOKGATE_SECRET"
 SECRET_FILE = "hookgate.secret"
@@ -51,6 +66,28 @@ def deployment_secret(settings: Settings) -> bytes:
     if not source.is_file():
         return _PROCESS_SECRET
     return _kept_secret(source.parent / SECRET_FILE)
+
+
+async def resolve_deployment_secret(gateway: Gateway) -> bytes:
+    """This deployment's secret, asking a shared store (step 3) before the file beside
+    plugins.toml; when the store cannot be reached, a secret of this process only (cache
+    entries of this process are then not found by others, never served to another tenant)."""
+    settings = gateway.settings
+    if settings.gateway.secret or os.environ.get(SECRET_ENV):
+        return deployment_secret(settings)
+    try:
+        kept = await gateway.hooks.deployment_secret(gateway)
+    except Exception as exc:
+        log.warning(
+            "deployment_secret_unavailable",
+            error=f"{type(exc).__name__}: {exc}",
+            consequence="this process uses a secret of its own until restarted",
+            advice=f"set {SECRET_ENV} alike on every instance",
+        )
+        return _PROCESS_SECRET
+    if kept:
+        return kept.encode()
+    return deployment_secret(settings)
 
 
 def _kept_secret(path: Path) -> bytes:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -145,3 +147,57 @@ async def test_two_gateways_on_one_database_share_configs(
         )
     assert answer.model == "from-one"
     assert Cli(other).json("configs", "list")["data"][0]["slug"] == made["slug"]
+
+
+async def test_the_partition_secret_is_kept_in_the_shared_database(
+    tmp_path: Path,
+    store_url: str,
+    postgres_server,
+    redis_server,
+    fake_openai,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Two gateways in different folders, without HOOKGATE_SECRET: on one database they
+    derive the same cache partitions (a HIT across them); on two databases they do not."""
+    monkeypatch.delenv("HOOKGATE_SECRET", raising=False)
+    prefix = f"hg-test-{uuid.uuid4().hex[:8]}:"
+
+    def gateway(name: str, url: str) -> Gateway:
+        path = tmp_path / name / "plugins.toml"
+        path.parent.mkdir()
+        path.write_text(
+            textwrap.dedent(f"""
+                [gateway]
+                plugins = ["openai", "control", "cache"]
+                default_provider = "openai"
+                [plugins.openai]
+                base_url = "{fake_openai.url}"
+                api_key = "sk-tenant-key"
+                [plugins.control]
+                store = {{ url = "{url}" }}
+                [plugins.cache]
+                backend = "redis"
+                url = "{redis_server.url}"
+                key_prefix = "{prefix}"
+            """),
+            encoding="utf-8",
+        )
+        return Gateway.from_toml(path)
+
+    async def status(gw: Gateway, content: str) -> str | None:
+        answer = await gw.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": content}],
+            config={"cache": {"mode": "simple", "max_age": 60}},
+        )
+        return answer.hookgate.cache_status
+
+    async with gateway("one", store_url) as one, gateway("two", store_url) as two:
+        assert await status(one, "shared") == "MISS"
+        assert await status(two, "shared") == "HIT"
+    async with gateway("three", postgres_server.database()) as three:
+        assert await status(three, "shared") == "MISS"  # another database, another secret
+    assert not list(tmp_path.rglob("hookgate.secret"))
+    with psycopg.connect(store_url) as conn:
+        kept = conn.execute("SELECT name, length(value) FROM kept").fetchall()
+    assert kept == [("deployment_secret", 64)]

@@ -33,7 +33,6 @@ from hookgate import (
     StreamResponse,
     hookimpl,
 )
-from hookgate.secrets import deployment_secret
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .backends import Backend, MemoryBackend, RedisBackend
@@ -159,7 +158,7 @@ class Plugin:
 
     @hookimpl
     async def startup(self, gateway: Gateway) -> None:
-        self._secret = deployment_secret(gateway.settings)
+        self._secret = await gateway.deployment_secret()
         try:
             await self.backend.start()
         except ValueError as exc:  # a URL redis-py cannot use

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,6 +46,8 @@ __all__ = ["ADMIN_KEY_ENV", "ControlSettings", "Plugin"]
 log = structlog.get_logger("hookgate.control")
 
 ADMIN_KEY_ENV = "HOOKGATE_ADMIN_KEY"
+DEPLOYMENT_SECRET = "deployment_secret"
+"""The name the partition secret is kept under in a shared store (table ``kept``)."""
 
 
 class StoreSettings(BaseModel):
@@ -193,6 +196,16 @@ class Plugin:
             await asyncio.to_thread(self._store.close)
 
     @hookimpl
+    def deployment_secret(self, gateway: Gateway) -> Any:
+        """With a shared store, the deployment secret lives in it (made by the first instance
+        that asks), so every instance derives the same cache keys. The cache may ask before
+        this plugin's ``startup``: then a store is opened for the question."""
+        store = self._store or open_store(self.settings, gateway.settings.source)
+        if not store.shared:
+            return None
+        return asyncio.to_thread(_keep_secret, store, store is not self._store)
+
+    @hookimpl
     def ready(self, gateway: Gateway) -> list[str]:
         return [self.problem] if self.problem else []
 
@@ -305,6 +318,15 @@ class Plugin:
         from .cli import register
 
         register(cli)
+
+
+def _keep_secret(store: ControlStore, temporary: bool) -> str:
+    try:
+        store.migrate()
+        return store.kept(DEPLOYMENT_SECRET, lambda: secrets.token_hex(32))
+    finally:
+        if temporary:
+            store.close()
 
 
 def _sees(principal: Principal | None, workspace: str) -> bool:
