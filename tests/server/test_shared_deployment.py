@@ -39,12 +39,16 @@ HOOKGATE = str(Path(sys.executable).with_name("hookgate"))
 # Four gateway processes, each loading the embedding model, plus Chroma, on a shared 2-core
 # machine: start-up alone can take a minute or two there (a few seconds on an idle one).
 pytestmark = pytest.mark.timeout(900)
+# Seeded by every instance at start (HOOKGATE_ADMIN_KEY): the control plane then requires a
+# gateway key on every request. The shared file names no default provider: requests say mock.
+ADMIN_KEY = "hg-shared-deployment-test-admin-key-0123456789"
+HEADERS = {"x-portkey-api-key": ADMIN_KEY, "x-portkey-provider": "mock"}
 
 
 def ask(
     url: str, content: str, config: dict[str, Any] | None = None, trace: str | None = None
 ) -> httpx.Response:
-    headers = {"x-portkey-config": json.dumps(config)} if config else {}
+    headers = {**HEADERS, **({"x-portkey-config": json.dumps(config)} if config else {})}
     if trace:
         headers["x-portkey-trace-id"] = trace
     return httpx.post(
@@ -173,6 +177,7 @@ def cluster(
         "DATABASE_URL": database,
         "HOOKGATE_CHROMA_URL": chroma.url,
         "ANONYMIZED_TELEMETRY": "False",
+        "HOOKGATE_ADMIN_KEY": ADMIN_KEY,
     }
     instances = [Instance(env, workdir), Instance(env, workdir)]
     nginx = None
@@ -252,7 +257,7 @@ def test_a_semantic_entry_made_through_one_instance_answers_a_paraphrase_on_the_
         return httpx.post(
             f"{url}/v1/chat/completions",
             json={"model": "m", "messages": [{"role": "user", "content": content}]},
-            headers={"x-portkey-config": json.dumps(config), **headers_ns},
+            headers={**HEADERS, "x-portkey-config": json.dumps(config), **headers_ns},
             timeout=30,
         )
 
@@ -290,11 +295,93 @@ def test_a_circuit_opened_through_one_instance_is_skipped_by_the_other(cluster):
     assert [attempt["path"] for attempt in record["attempts"]] == ["config.targets[1]"]
 
 
+def live_on(url: str, slug: str, model: str, since: float, watch: float = 1.5) -> float:
+    """Ask ``url`` (a new connection each time, so both of its workers answer) for ``watch``
+    seconds after ``since``; the seconds from ``since`` to the last answer that was not yet
+    ``model`` (0 when none was), which must be the last one ever: later ones all are."""
+    last_stale = since
+    answers = 0
+    while time.monotonic() - since < watch or answers < 10:
+        asked = time.monotonic()
+        answer = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "which config?"}]},
+            headers={"x-portkey-api-key": ADMIN_KEY, "x-portkey-config": slug},
+            timeout=30,
+        )
+        answers += 1
+        if answer.status_code == 200 and answer.json()["model"] == model:
+            continue
+        assert answer.status_code in (200, 400), answer.text  # 400: config not known yet
+        last_stale = asked
+    return last_stale - since
+
+
+def test_a_config_created_and_rolled_back_through_one_instance_is_live_on_the_other(cluster):
+    """Through instance a's admin API; instance b (both workers) serves each change within
+    1 s (each worker polls the shared store's generation every 0.25 s)."""
+    a, b = cluster.instances
+    admin = {"x-portkey-api-key": ADMIN_KEY}
+    one = {"provider": "mock", "override_params": {"model": "model-one"}}
+    two = {"provider": "mock", "override_params": {"model": "model-two"}}
+    took: dict[str, float] = {}
+
+    start = time.monotonic()
+    made = httpx.post(
+        f"{a.url}/v1/configs", json={"name": "live", "config": one}, headers=admin, timeout=30
+    )
+    assert made.status_code == 200, made.text
+    slug = made.json()["slug"]
+    took["create"] = live_on(b.url, slug, "model-one", start)
+
+    start = time.monotonic()
+    updated = httpx.put(
+        f"{a.url}/v1/configs/{slug}", json={"config": two}, headers=admin, timeout=30
+    )
+    assert updated.status_code == 200, updated.text
+    took["update"] = live_on(b.url, slug, "model-two", start)
+
+    start = time.monotonic()
+    rolled = httpx.post(
+        f"{a.url}/v1/configs/{slug}/rollback",
+        json={"version_id": made.json()["version_id"]},
+        headers=admin,
+        timeout=30,
+    )
+    assert rolled.status_code == 200, rolled.text
+    took["rollback"] = live_on(b.url, slug, "model-one", start)
+    print(f"live on the other instance after: {took}")  # the measurement, with -s
+    assert max(took.values()) <= 1.0, took
+    # b's admin API reads the store itself: the history is there at once.
+    versions = httpx.get(f"{b.url}/v1/configs/{slug}/versions", headers=admin, timeout=30)
+    assert [v["version"] for v in versions.json()["data"]] == [3, 2, 1]
+
+
+def test_virtual_keys_are_refused_without_a_master_key_and_the_secret_is_in_the_database(
+    cluster,
+):
+    a, _ = cluster.instances
+    answer = httpx.post(
+        f"{a.url}/v1/virtual-keys",
+        json={"name": "up", "provider": "openai", "key": "sk-never-stored-0123456789"},
+        headers={"x-portkey-api-key": ADMIN_KEY},
+        timeout=30,
+    )
+    assert answer.status_code == 503
+    error = answer.json()["error"]
+    assert error["code"] == "master_key_missing" and "HOOKGATE_MASTER_KEY" in error["message"]
+    with psycopg.connect(cluster.database) as conn:
+        assert conn.execute("SELECT count(*) FROM virtual_keys").fetchone() == (0,)
+        # HOOKGATE_SECRET is unset: the instances keep one partition secret in the database.
+        assert conn.execute("SELECT name FROM kept").fetchall() == [("deployment_secret",)]
+
+
 def test_hookgate_stats_counts_every_request_of_both_instances(cluster):
     tag = uuid.uuid4().hex[:8]
     # through nginx, new connections each: round-robin spreads them over both instances
     for i in range(20):
         headers = {
+            **HEADERS,
             "x-portkey-metadata": json.dumps({"run": tag}),
             "x-portkey-trace-id": f"{tag}-{i}",
         }
@@ -324,9 +411,10 @@ def _load(url: str, stop: threading.Event, results: list[int], content: str = "l
                     f"{url}/v1/chat/completions",
                     json={"model": "m", "messages": [{"role": "user", "content": content}]},
                     headers={
+                        **HEADERS,
                         "x-portkey-config": json.dumps(
                             {"provider": "mock", "mock": {"latency_ms": 20}}
-                        )
+                        ),
                     },
                 )
                 results.append(answer.status_code)
@@ -389,6 +477,7 @@ def test_stopping_postgres_then_redis_then_chroma_under_load_fails_no_answer(clu
                         "messages": [{"role": "user", "content": f"{tag} question {i % 5}"}],
                     },
                     headers={
+                        **HEADERS,
                         "x-portkey-config": json.dumps({"cache": {"mode": "semantic"}}),
                         "x-portkey-trace-id": f"{tag}-s{i}",
                     },
@@ -407,6 +496,7 @@ def test_stopping_postgres_then_redis_then_chroma_under_load_fails_no_answer(clu
                         "messages": [{"role": "user", "content": f"{tag} exact {i % 7}"}],
                     },
                     headers={
+                        **HEADERS,
                         "x-portkey-config": json.dumps({"cache": {"mode": "simple"}}),
                         "x-portkey-trace-id": f"{tag}-e{i}",
                     },
@@ -438,3 +528,48 @@ def test_stopping_postgres_then_redis_then_chroma_under_load_fails_no_answer(clu
         "WHERE trace_id LIKE %s", (f"{tag}-%",), len(results), timeout=30
     )
     assert len(records) == len(results)
+
+
+def test_keys_create_works_against_an_empty_database(postgres_server: PostgresServer):
+    """The bootstrap path of a new deployment: nothing but the three variables, an empty
+    database, and `hookgate keys create`; the key it prints opens the admin API."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HOOKGATE_")},
+        "REDIS_URL": "redis://127.0.0.1:1/0",  # not needed by the command
+        "DATABASE_URL": postgres_server.database(),
+        "HOOKGATE_CHROMA_URL": "http://127.0.0.1:1",
+    }
+    config = ["--config", str(SHARED)]
+    done = subprocess.run(
+        [HOOKGATE, "keys", "create", *config, "--name", "x", "--role", "admin", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    assert made["key"].startswith("hg-") and made["id"]
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        rows = conn.execute("SELECT name, role, workspace FROM api_keys").fetchall()
+    assert rows == [("x", "admin", "default")]
+    refused = subprocess.run(
+        [
+            HOOKGATE,
+            "vkeys",
+            "create",
+            *config,
+            "--name",
+            "v",
+            "--provider",
+            "openai",
+            "--key-stdin",
+        ],
+        env=env,
+        input="sk-never-stored-0123456789\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0
+    assert "HOOKGATE_MASTER_KEY" in refused.stderr and "Traceback" not in refused.stderr
