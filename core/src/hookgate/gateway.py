@@ -384,8 +384,9 @@ class Gateway:
     ) -> tuple[Config | None, Plan]:
         config_id = None
         version = None
+        number = None
         if isinstance(config, StoredConfig):
-            config_id, version = config.slug, config.version
+            config_id, version, number = config.slug, config.version, config.number
             config = config.config
         elif isinstance(config, str) and not config.lstrip().startswith("{"):
             config_id = config.strip()
@@ -401,6 +402,7 @@ class Gateway:
             aliases=self.aliases,
             config_id=config_id,
             config_version=version,
+            config_number=number,
             virtual_keys=lambda slug: hooks.resolve_virtual_key(slug, principal),
             cache_modes=self.cache_modes,
             suggest=self._suggest,

@@ -138,6 +138,8 @@ class Plan:
     """The id of the config the request named (its slug for a stored config)."""
     config_version: str | None = None
     """The version of the stored config that served the request; None for plugins.toml's."""
+    config_number: int | None = None
+    """That version's number in the config's history (1, 2, ...), when the store counts."""
 
     def leaves(self) -> Iterator[Target]:
         stack: list[Node] = [self.root]
@@ -414,6 +416,7 @@ def build_plan(
     aliases: Mapping[str, str] = _EMPTY,
     config_id: str | None = None,
     config_version: str | None = None,
+    config_number: int | None = None,
     virtual_keys: Callable[[str], VirtualKey | None] | None = None,
     cache_modes: Collection[str] | None = None,
     suggest: Callable[[str, str], str] | None = None,
@@ -453,6 +456,7 @@ def build_plan(
         root=builder.node(config, "config", None, 0, _EMPTY),
         config_id=config_id,
         config_version=config_version,
+        config_number=config_number,
     )
 
 

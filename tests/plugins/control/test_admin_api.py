@@ -131,9 +131,11 @@ def test_log_records_carry_the_config_slug_and_version(tmp_path, fake_openai, se
         chat(server, key, "pc-from-toml")
     records = [json.loads(line) for line in log_file.read_text().splitlines()]
     stored, toml = [r for r in records if r.get("config_id")]
-    assert (stored["config_id"], stored["config_version"]) == (created.slug, created.version_id)
+    assert (stored["config_id"], stored["config_version"]) == (created.slug, 1)
+    assert stored["config_version_id"] == created.version_id
     assert stored["workspace"] == "default" and stored["api_key_id"]
     assert (toml["config_id"], toml["config_version"]) == ("pc-from-toml", None)
+    assert toml["config_version_id"] is None
 
 
 def test_invalid_configs_are_refused_like_a_request_and_nothing_is_stored(server, admin_key):

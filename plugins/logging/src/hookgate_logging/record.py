@@ -304,7 +304,9 @@ def build_record(
         "model_answered": model_answered,
         "target": ctx.last_used_option,
         "config_id": ctx.plan.config_id,
-        "config_version": ctx.plan.config_version,
+        # The number (1, 2, ...) is what the stores index and filter on; the id pins it.
+        "config_version": _version_number(ctx.plan),
+        "config_version_id": ctx.plan.config_version,
         "workspace": principal.workspace if principal is not None else None,
         "api_key_id": principal.key_id if principal is not None else None,
         "status": seen.status,
@@ -356,3 +358,12 @@ def build_record(
                 record[key] = scrub(value, secrets)
         text = orjson.dumps(record, default=str).decode()
     return record, text
+
+
+def _version_number(plan: Any) -> int | None:
+    """The stored config version's number; a store that does not count versions may still
+    name them by number (``"3"``)."""
+    if plan.config_number is not None:
+        return int(plan.config_number)
+    version = plan.config_version
+    return int(version) if isinstance(version, str) and version.isdigit() else None
