@@ -174,8 +174,8 @@ def write_directly(store: LogStore | PostgresLogStore, records: list[dict]) -> N
         conn.close()
 
 
-def a_store(tmp_path, backend: str | None) -> LogStore | PostgresLogStore:
-    return PostgresLogStore(backend) if backend else LogStore(tmp_path / "logs.db")
+def a_store(folder, backend: str | None) -> LogStore | PostgresLogStore:
+    return PostgresLogStore(backend) if backend else LogStore(folder / "logs.db")
 
 
 def test_workspace_and_config_version_filter_records_and_rollups(tmp_path, backend):
@@ -300,9 +300,19 @@ def test_an_old_store_file_gets_the_new_columns_and_its_rollups(tmp_path):
             "total_tokens INTEGER, usage_source TEXT, cost_usd REAL, cost_saved_usd REAL, "
             "error_type TEXT, error_code TEXT, metadata TEXT, record TEXT NOT NULL)"
         )
-        conn.execute(
-            "INSERT INTO requests (ts, trace_id, record) VALUES (?, ?, ?)",
-            (record["ts"], "t1", orjson.dumps(record).decode()),
+        conn.execute(  # as the first release wrote a row: its columns and the record
+            "INSERT INTO requests (ts, trace_id, model, status, latency_ms, total_tokens, "
+            "metadata, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record["ts"],
+                "t1",
+                "m",
+                200,
+                12.0,
+                7,
+                orjson.dumps(record["metadata"]).decode(),
+                orjson.dumps(record).decode(),
+            ),
         )
     store = LogStore(path)
     conn = store.connect()
@@ -334,3 +344,55 @@ def test_rollups_sum_a_batch_per_minute_and_kind():
     assert first[7] == 2 and first[10] == 8  # n, total tokens
     hours = [row for row in sums if row[0] == 60]  # both minutes in one hour
     assert len(hours) == 1 and hours[0][7] == 3
+
+
+def test_the_rollups_of_an_older_store_are_those_its_records_would_have_written(
+    tmp_path, backend, postgres_server
+):
+    """An upgraded file's rollups are added up by the database; they must be the very rows the
+    writer adds up batch by batch."""
+    now = time.time()
+    records = [
+        {
+            "ts": now - 7200 + i * 37.3,
+            "trace_id": f"t{i}",
+            "model": "m" if i % 3 else "n",
+            "model_answered": None if i % 5 == 0 else ("m" if i % 3 else "n"),
+            "provider": ("p1", "p2", None)[i % 3],
+            "status": (200, 200, 429, 503)[i % 4],
+            "cache_status": ("MISS", "HIT", "DISABLED")[i % 3],
+            "error_type": "ProviderError" if i % 4 == 3 else None,
+            "latency_ms": (0.5, 12.0, 700.0, 250_000.0, None)[i % 5],
+            "prompt_tokens": i,
+            "completion_tokens": None if i % 7 == 0 else 2 * i,
+            "total_tokens": 3 * i,
+            "cost_usd": i / 1000,
+            "cost_saved_usd": None,
+            "workspace": ("ws-a", None)[i % 2],
+            "config_id": "pc-x" if i % 2 else None,
+            "config_version": 1 + i % 3 if i % 2 else None,
+            "metadata": {"team": f"t{i % 4}", "env": "prod"} if i % 6 else {},
+        }
+        for i in range(300)
+    ]
+    written = a_store(tmp_path / "a", backend)
+    write_directly(written, records)
+    upgraded = a_store(tmp_path / "b", backend and postgres_server.database())
+    write_directly(upgraded, records)
+    tables = [upgraded.dialect.table(t) for t in ("rollup", "rollup_meta", "rollup_dim")]
+    with upgraded.reading() as conn:
+        for table in tables:
+            conn.execute(f"DROP TABLE {table}")
+    with upgraded.reading() as conn:  # a PostgreSQL reader brings the schema up to date
+        pass
+    if isinstance(upgraded, LogStore):
+        upgraded.connect().close()  # as does the SQLite writer
+
+    def rows(store: LogStore | PostgresLogStore, table: str) -> list[tuple]:
+        with store.reading() as conn:
+            found = conn.execute(f"SELECT * FROM {table}").fetchall()
+        return sorted(tuple(round(v, 9) if isinstance(v, float) else v for v in r) for r in found)
+
+    for table in tables:
+        assert rows(upgraded, table) == rows(written, table), table
+        assert rows(written, table)

@@ -31,7 +31,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import structlog
 
 from .sql import (
@@ -42,6 +41,7 @@ from .sql import (
     POSTGRES,
     ROLLUP_KEYS,
     ROLLUP_SUMS,
+    backfill,
     record_row,
     rollups,
 )
@@ -179,20 +179,11 @@ def _create(conn: Any) -> None:
         ]
         conn.execute(_SCHEMA)
         conn.execute(POSTGRES.rollup_schema())
-        if absent:  # a database from before these rollups: add up what it holds
-            _backfill(conn, [i for i, name in enumerate(_ROLLUP_TABLES) if name in absent])
+        for statement in backfill(POSTGRES, absent):  # a database from before these rollups
+            conn.execute(statement)
 
 
-def _backfill(conn: Any, tables: list[int]) -> None:
-    with conn.cursor(name="hookgate_rollup_backfill") as cur:
-        cur.execute(f"SELECT record FROM {TABLE} ORDER BY id")
-        while batch := cur.fetchmany(5000):
-            _add_rollups(conn, [orjson.loads(row[0]) for row in batch], tables)
-
-
-def _add_rollups(
-    conn: Any, records: list[dict[str, Any]], tables: Sequence[int] = (0, 1, 2)
-) -> None:
+def _add_rollups(conn: Any, records: list[dict[str, Any]]) -> None:
     """Add ``records`` into the rollup tables: per table, the batch's sums are copied into a
     temporary table and added with one ``INSERT ... SELECT ... ON CONFLICT`` in key order (one
     statement instead of a round trip per row, and instances writing at once lock the rows
@@ -200,7 +191,7 @@ def _add_rollups(
     inside a transaction."""
     sums = rollups(records)
     with conn.cursor() as cur:
-        for i in tables:
+        for i in range(len(_ROLLUP_TABLES)):
             if not sums[i]:
                 continue
             name = _ROLLUP_TABLES[i]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import itertools
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -31,7 +30,6 @@ from typing import Any, Protocol, TypeVar
 import orjson
 from hookgate.errors import BadRequestError
 from hookgate.logquery import (
-    LATENCY_EDGES_MS,
     AggregateQuery,
     Aggregates,
     LogFilter,
@@ -41,6 +39,9 @@ from hookgate.logquery import (
 )
 
 from .sql import (
+    GROUPED_HIST,
+    GROUPED_KIND,
+    GROUPED_USAGE,
     HIST,
     LEVELS,
     SQLITE,
@@ -130,34 +131,15 @@ def _grouped(d: Dialect, f: LogFilter, key: str | None) -> tuple[str, list[Any],
     """Statements that group the records matching ``f`` into per-minute ``rollup`` rows (and
     ``rollup_meta`` rows for metadata ``key``), in the database: one pass over the records."""
     clauses, params = record_filters(d, f)
-    usage = (
-        "COUNT(*), CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), "
-        "CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT), "
-        "CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), "
-        "COALESCE(SUM(cost_usd), 0), COALESCE(SUM(cost_saved_usd), 0)"
-    )
-    edges = [float(e) for e in LATENCY_EDGES_MS]
-    bounds = [(None, edges[0]), *itertools.pairwise(edges), (edges[-1], None)]
-    hist = ", ".join(
-        "SUM(CASE WHEN "
-        + " AND ".join(
-            ([f"latency_ms >= {low!r}"] if low is not None else [])
-            + ([f"latency_ms < {high!r}"] if high is not None else [])
-        )
-        + " THEN 1 ELSE 0 END)"
-        for low, high in bounds
-    )
     rollup = (
-        f"SELECT 1, {d.minute}, COALESCE(workspace, ''), "
-        "COALESCE(NULLIF(model_answered, ''), NULLIF(model, ''), ''), "
-        "COALESCE(cache_status, ''), COALESCE(status, 0), COALESCE(error_type, ''), "
-        f"{usage}, {hist} FROM {d.requests}{where(clauses)} GROUP BY 2, 3, 4, 5, 6, 7"
+        f"SELECT 1, {d.minute}, {GROUPED_KIND}, {GROUPED_USAGE}, {GROUPED_HIST} "
+        f"FROM {d.requests}{where(clauses)} GROUP BY 2, 3, 4, 5, 6, 7"
     )
     meta, meta_params = "", []
     if key is not None:
         value = f"CAST({d.meta} AS {d.text})"
         meta = (
-            f"SELECT 1, {d.minute}, COALESCE(workspace, ''), CAST(? AS {d.text}), {value}, {usage} "
+            f"SELECT 1, {d.minute}, COALESCE(workspace, ''), CAST(? AS {d.text}), {value}, {GROUPED_USAGE} "
             f"FROM {d.requests}{where([*clauses, f'{d.meta} IS NOT NULL'])} GROUP BY 2, 3, 5"
         )
         meta_params = [key, d.meta_param(key), *params, d.meta_param(key)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from operator import add
 from typing import Any, Literal
 
@@ -346,6 +347,93 @@ def _levels(minutes: dict[tuple[Any, ...], list[Any]], at: int) -> list[tuple[An
         out.extend((*key[:at], level, *key[at:], *values) for key, values in coarse.items())
         finer = coarse
     out.sort(key=lambda row: row[: at + 7])
+    return out
+
+
+# Records grouped into rollup rows by the database (a filter no rollup answers; the rollups of
+# a store from before them): the kind, the sums and the latency histogram, as SQL.
+GROUPED_KIND = (
+    "COALESCE(workspace, ''), COALESCE(NULLIF(model_answered, ''), NULLIF(model, ''), ''), "
+    "COALESCE(cache_status, ''), COALESCE(status, 0), COALESCE(error_type, '')"
+)
+GROUPED_USAGE = (
+    "COUNT(*), CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), "
+    "CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT), "
+    "CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), "
+    "COALESCE(SUM(cost_usd), 0), COALESCE(SUM(cost_saved_usd), 0)"
+)
+_EDGES = [float(e) for e in LATENCY_EDGES_MS]
+GROUPED_HIST = ", ".join(
+    "SUM(CASE WHEN "
+    + " AND ".join(
+        ([f"latency_ms >= {low!r}"] if low is not None else [])
+        + ([f"latency_ms < {high!r}"] if high is not None else [])
+    )
+    + " THEN 1 ELSE 0 END)"
+    for low, high in [(None, _EDGES[0]), *pairwise(_EDGES), (_EDGES[-1], None)]
+)
+
+
+def backfill(d: Dialect, names: Sequence[str]) -> list[str]:
+    """Statements that add every record into the rollup tables ``names`` (empty ones, of a
+    store from before them), grouped by the database: the minutes from the records, then
+    each coarser level from the minutes."""
+    pairs = (
+        f"json_each({d.requests}.metadata) AS j"
+        if d is SQLITE
+        else "jsonb_each_text(metadata) AS j(key, value)"
+    )
+    value = f"substr(CAST(j.value AS {d.text}), 1, {_VALUE_CHARS})"
+    name = f"substr(j.key, 1, {_VALUE_CHARS})"
+    kind = f"{d.minute}, {GROUPED_KIND}"
+    minutes = {
+        "rollup": [
+            f"SELECT 1, {kind}, {GROUPED_USAGE}, {GROUPED_HIST} FROM {d.requests} "
+            "GROUP BY 2, 3, 4, 5, 6, 7"
+        ],
+        "rollup_meta": [
+            f"SELECT 1, {d.minute}, COALESCE(workspace, ''), {name}, {value}, {GROUPED_USAGE} "
+            f"FROM {d.requests}, {pairs} GROUP BY 2, 3, 4, 5"
+        ],
+        "rollup_dim": [
+            f"SELECT {dim}, {val}, 1, {kind}, {GROUPED_USAGE}, {GROUPED_HIST} "
+            f"FROM {source} WHERE {cond} GROUP BY 1, 2, 4, 5, 6, 7, 8, 9"
+            for dim, val, source, cond in (
+                ("'provider'", f"substr(provider, 1, {_VALUE_CHARS})", d.requests,
+                 "provider IS NOT NULL AND provider != ''"),
+                ("'config'", f"substr(config_id, 1, {_VALUE_CHARS})", d.requests,
+                 "config_id IS NOT NULL AND config_id != ''"),
+                ("'config@version'",
+                 f"substr(config_id || '@' || CAST(config_version AS {d.text}), 1, {_VALUE_CHARS})",
+                 d.requests,
+                 "config_id IS NOT NULL AND config_id != '' AND config_version IS NOT NULL"),
+                (f"'meta:' || {name}", value, f"{d.requests}, {pairs}", "1 = 1"),
+            )
+        ],
+    }  # fmt: skip
+    layout = {
+        "rollup": (ROLLUP_KEYS, ROLLUP_SUMS),
+        "rollup_meta": (META_KEYS, META_SUMS),
+        "rollup_dim": (DIM_KEYS, ROLLUP_SUMS),
+    }
+    out: list[str] = []
+    for table in names:
+        keys, sums = layout[table]
+        columns = ", ".join((*keys, *sums))
+        target = d.table(table)
+        out += [f"INSERT INTO {target} ({columns}) {select}" for select in minutes[table]]
+        rest = [k for k in keys if k not in ("level", "minute")]
+        for level in LEVELS[1:]:
+            picked = [
+                str(level) if k == "level" else f"minute - minute % {level}" if k == "minute" else k
+                for k in keys
+            ]
+            out.append(
+                f"INSERT INTO {target} ({columns}) SELECT {', '.join(picked)}, "
+                + ", ".join(f"SUM({c})" for c in sums)
+                + f" FROM {target} WHERE level = 1 GROUP BY minute - minute % {level}, "
+                + ", ".join(rest)
+            )
     return out
 
 

@@ -21,9 +21,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from .sql import COLUMNS, SQLITE, record_row, rollups, upsert
+from .sql import COLUMNS, SQLITE, backfill, record_row, rollups, upsert
 
 __all__ = ["COLUMNS", "LogStore", "rollups"]
 
@@ -143,17 +141,8 @@ class LogStore:
             for statement in (_INDEXES + SQLITE.rollup_schema()).split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            if absent:  # a file from before these rollups: add up what it holds
-                fill = [
-                    (sql, i)
-                    for i, (name, sql) in enumerate(zip(_ROLLUP_TABLES, _UPSERTS, strict=True))
-                    if name in absent
-                ]
-                cursor = conn.execute("SELECT record FROM requests ORDER BY id")
-                while batch := cursor.fetchmany(5000):
-                    sums = rollups([orjson.loads(row[0]) for row in batch])
-                    for sql, i in fill:
-                        conn.executemany(sql, sums[i])
+            for statement in backfill(SQLITE, absent):  # a file from before these rollups
+                conn.execute(statement)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
