@@ -1,6 +1,6 @@
 """Precision and recall of the semantic cache's decision on the labelled pairs.
 
-    uv run python bench/semantic_cache_quality.py [--split dev|test|fresh|fresh2|all]
+    uv run python bench/semantic_cache_quality.py [--split dev|test|fresh|fresh2|fresh3|all]
         [--by kind|domain]
         [--seed-pairs] [--timing]
 
@@ -34,7 +34,7 @@ from hookgate_semantic_cache.verify import analyse, compare, verify, verify_batc
 
 HERE = Path(__file__).resolve().parents[1] / "tests/plugins/semantic_cache"
 PAIRS = HERE / "data/pairs.jsonl"
-HELD_OUT_SETS = ("fresh", "fresh2")
+HELD_OUT_SETS = ("fresh", "fresh2", "fresh3")
 SEED_PAIRS = HERE / "pairs.jsonl"
 
 

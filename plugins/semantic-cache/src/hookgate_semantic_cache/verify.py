@@ -223,6 +223,8 @@ _EN_PHRASES = [
     (r"\blog(ging|s|ged)? ?out\b|\bsign(ing|s|ed)? ?out\b|\blogout\b", " logout "),
     (r"\bsign(ing|s|ed)? ?up\b|\bregister\b", " signup "),
     (r"\bset(ting|s)? ?up\b", " setup "),
+    (r"\bfree(s|d|ing)? up\b", " clear "),
+    (r"\bfor free\b|\bfree(?= (?!of\b)[a-z])", " gratis "),
     (r"\bget rid of\b|\bdo away with\b", " remove "),
     (r"\bfind out\b|\blook up\b", " find "),
     (r"\bmake sure\b", " ensure "),
@@ -822,6 +824,10 @@ _EN_CRITICAL = frozenset(
         "solo",
         "alone",
         "nearby",
+        "gratis",
+        # to avoid something is not to do it
+        "avoid",
+        "prevent",
     ]
 )
 _OPPOSITE_PREFIXES = ("un", "dis", "de", "de-", "non", "in", "im", "il", "ir", "re", "anti", "mis")
@@ -856,7 +862,7 @@ _ZH_PHRASES = {
     "多长": "<长度>", "长度": "<长度>", "多远": "<距离>", "距离": "<距离>",
     "哪里": "<哪>", "哪儿": "<哪>", "哪个": "<哪>", "哪座": "<哪>", "哪一个": "<哪>",
     "哪家": "<哪>", "哪条": "<哪>", "哪部": "<哪>",
-    "哪款": "<哪>", "哪位": "<哪>", "哪种": "<哪>", "哪": "", "谁": "", "哪些": "",
+    "哪款": "<哪>", "哪位": "<哪>", "哪种": "<哪>", "哪": "", "谁": " @w ", "哪些": "",
     "什么时候": "<何时>", "何时": "<何时>", "哪天": "<何时>", "哪一天": "<何时>",
     "几月几号": "<何时>", "几月几日": "<何时>", "哪年": "<何年>", "哪一年": "<何年>",
     "什么": "", "啥": "",
@@ -864,6 +870,7 @@ _ZH_PHRASES = {
     "不同": "<区别>", "区别": "<区别>", "差别": "<区别>", "差异": "<区别>", "不一样": "<区别>",
     "特别": "很", "非常": "很", "十分": "很", "超级": "很", "极其": "很", "比较": "",
     "分别": "", "别人": "<他人>", "类别": "<类>", "级别": "<级>", "告别": "<告别>",
+    "沉没": "<沉>", "淹没": "<淹>", "出没": "<出没>", "没收": "<没收>", "埋没": "<埋没>",
     "无线": "<无线>", "无聊": "<无聊>", "无理由": "<无理由>", "不错": "<好>",
     "差不多": "<约>", "不少": "<多>", "不断": "<持续>", "没关系": "", "非洲": "<非洲>",
     # synonyms
@@ -927,7 +934,7 @@ _ZH_PHRASES = {
     "一本": "", "一句": "", "一道": "", "一封": "", "一条": "", "一段": "", "一部": "",
     "一款": "", "一种": "", "一台": "", "一件": "", "这款": "", "这个": "", "这件": "",
     "这台": "", "这张": "", "这条": "", "这双": "", "这家": "", "那个": "", "某个": "",
-    "你们的": "", "你们": "", "我们": "", "我的": "", "我家": "", "自己": "", "当前的": "",
+    "你们的": "", "你们": "", "我们": "我", "我的": "我", "我家": "", "自己": "", "当前的": "",
     "的话": "", "以后": "后", "之后": "后", "以前": "前", "之前": "前", "以内": "内", "之内": "内", "饭前": "<饭前>", "饭后": "<饭后>",
     "登上": "登", "月球": "<月球>", "上月球": "<月球>", "好奇": "", "着急": "", "有必要": "<要>",
     "必要": "<要>", "使用": "用", "星期": "周", "礼拜": "周", "公斤": "<公斤>", "千克": "<公斤>",
@@ -1240,6 +1247,12 @@ class Analysis:
     """The content tokens of each condition clause ("if I forgot the passcode", 如果…)."""
     whole: bool = False
     """The question is about all of something (all, every, 所有, 批量), not one."""
+    roles: tuple[str, ...] = ()
+    """The tokens with who's who kept (``@1`` I, ``@2`` you, ``@3`` he/she, ``@w`` who), for
+    "who viewed my profile" / "whose profile I viewed", 我把她 / 她把我."""
+    asks: str = ""
+    """What the answer is: ``when``, ``where``, ``who`` or ``why`` (English question words;
+    Chinese meanings such as <何时> are tokens of their own)."""
     particles: tuple[str, ...] = ()
     """English direction particles (zoom in / zoom out, scroll up / down, check in / out)."""
 
@@ -1278,6 +1291,7 @@ def _cjk_number(text: str) -> float:
     return float(total + section + (digit or 0))
 
 
+_EN_THEN = frozenset(["or", "and", "then", "before", "so", "but"])
 _PIVOTS = {"to": "~to", "into": "~to", "from": "~from", "than": "~than", "vs": "~vs",
            "versus": "~vs", "over": "~over"}  # fmt: skip
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z0-9]*|\b[a-z]+[A-Z][a-zA-Z]*")
@@ -1332,10 +1346,13 @@ def _english(text: str) -> list[str]:
         if word in _NUMBER_WORDS:
             out.append(_num(_NUMBER_WORDS[word]))
             continue
-        if word == "first" and (index + 1 == len(words) or words[index + 1] in _EN_FUNCTION):
+        if word == "first" and (index + 1 == len(words) or words[index + 1] in _EN_THEN):
             continue  # "pay off my debt first": an adverb, no rank
         if word in _ORDINALS and not (index and words[index - 1][0].isdigit()):
             out.append(_num(_ORDINALS[word]))
+            continue
+        if word in _EN_PERSON_WORDS or word in ("who", "whose", "whom"):
+            out.append("@" + _EN_PERSON_WORDS.get(word, "who")[0])
             continue
         if word in _EN_FUNCTION:
             continue
@@ -1391,7 +1408,7 @@ def _chinese_numbers(text: str) -> str:
 # 安全不, 去没: a 不 / 没 that ends the question asks it, like 吗
 _ZH_TAG_QUESTION = re.compile(r"(?<=[\u4e00-\u9fff])(?:不|没有|没)(?=[？?！!。\s]*$)")
 # 每天 / 一天, 每周 / 一周 ask the same ("how much water a day")
-_ZH_EVERY = re.compile("每(?=天|日|周|星期|个月|月|年|晚)")
+_ZH_EVERY = re.compile("每(?![\\d零〇一二两三四五六七八九十百千万])")
 _ZH_ONE_MEASURE = re.compile("一(?=[个首本句条道封段部款种台件位张双])")
 
 
@@ -1404,7 +1421,7 @@ def _chinese(text: str) -> list[str]:
     text = _ZH_PHRASES_RE.sub(lambda m: f" {_ZH_PHRASES[m[0]]} ", text)
     out: list[str] = []
     for match in re.finditer(
-        r"<[^<>]+>|\d+(?:\.\d+)?(?:/\d+)?|[a-z][a-z0-9]*|[\u3400-\u9fff]|[%+×÷^]", text
+        r"<[^<>]+>|@w|\d+(?:\.\d+)?(?:/\d+)?|[a-z][a-z0-9]*|[\u3400-\u9fff]|[%+×÷^]", text
     ):
         token = match[0]
         if token[0].isdigit():
@@ -1417,6 +1434,8 @@ def _chinese(text: str) -> list[str]:
             out.append(_EN_CANON.get(token) or _EN_CANON.get(stem) or stem)
         elif token in _ZH_NEGATIONS:
             out.append("!neg")
+        elif token in _ZH_PERSON_CHARS:
+            out.append("@" + _ZH_PERSON_CHARS[token])
         elif token in _ZH_FUNCTION or token in _ZH_FRAMING:
             continue
         elif token == "%":
@@ -1451,7 +1470,7 @@ _EN_AFTER_PREPOSITION = re.compile(
     r"\b(?:to|for|with|from|at|about|by|of|on|than|give|tell|ask|send)\s+$"
 )
 _ZH_ASKING = re.compile(
-    "帮我|给我|告诉我|教我|跟我|问你|请你|你能|你可以|你会|你知道|你们|麻烦你|和我"
+    "帮我|给我|告诉我|教我|跟我|问你|请你|你能|你可以|你知道|你们|麻烦你|和我"
 )
 _ZH_OTHERS = re.compile("其他人|别人|他人|人家")
 _ZH_PERSON_CHARS = {"我": "1", "咱": "1", "你": "2", "您": "2", "他": "3", "她": "3"}
@@ -1482,6 +1501,17 @@ _EN_WHOLE = re.compile(
 _ZH_WHOLE = re.compile("所有|全部|批量|一次性|全都|统统|一键")
 
 
+_EN_ASKS = re.compile(r"\b(when|where|who|whom|whose|why)\b")
+
+
+def _asks(text: str) -> str:
+    """The first of when / where / who / why that opens a question (not "tell me when")."""
+    match = _EN_ASKS.search(text)
+    if not match or match.start() > 30:
+        return ""
+    return {"whom": "who", "whose": "who"}.get(match[1], match[1])
+
+
 def _persons(text: str, chinese: bool) -> frozenset[str]:
     if chinese:
         text = _ZH_OTHERS.sub("他", _ZH_ASKING.sub(" ", text))
@@ -1501,7 +1531,9 @@ def _clauses(text: str, chinese: bool) -> tuple[tuple[str, ...], ...]:
         found = [_chinese(m[1]) for m in _ZH_CONDITION.finditer(text)]
     else:
         found = [_english(m[1]) for m in _EN_CONDITION.finditer(text)]
-    return tuple(tuple(t for t in clause if not t.startswith("~")) for clause in found if clause)
+    return tuple(
+        tuple(t for t in clause if t[0] not in "~@") for clause in found if clause
+    )
 
 
 _LANGUAGE_NAMES_MAP = {"c++": " cplusplus ", "c#": " csharp ", "f#": " fsharp ", ".net": " dotnet "}
@@ -1518,16 +1550,19 @@ def analyse(text: str) -> Analysis:
     text = text.lower()
     for pattern, replacement in _CONTRACTIONS:
         text = pattern.sub(replacement, text)
-    tokens = _chinese(text) if chinese else _english(text)
+    roles = _chinese(text) if chinese else _english(text)
+    tokens = [t for t in roles if t[0] != "@"]
     return Analysis(
-        tuple(tokens),
-        chinese,
-        names,
-        text if chinese else "",
-        _persons(text, chinese),
-        _clauses(text, chinese),
-        bool((_ZH_WHOLE if chinese else _EN_WHOLE).search(text)),
-        () if chinese else tuple(_EN_PARTICLE.findall(_EN_PHRASAL.sub(" ", text))),
+        tokens=tuple(tokens),
+        chinese=chinese,
+        names=names,
+        text=text if chinese else "",
+        persons=_persons(text, chinese),
+        clauses=_clauses(text, chinese),
+        whole=bool((_ZH_WHOLE if chinese else _EN_WHOLE).search(text)),
+        particles=() if chinese else tuple(_EN_PARTICLE.findall(_EN_PHRASAL.sub(" ", text))),
+        roles=tuple(roles),
+        asks="" if chinese else _asks(text),
     )
 
 
@@ -1633,9 +1668,20 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
     person = _person_conflict(question.persons, stored.persons)
     if person:
         return f"person: {person}", [], []
+    swapped = _swapped(list(question.roles), list(stored.roles))
+    if swapped and "@w" in swapped and not all(t[0] == "@" for t in swapped):
+        swapped = None  # 谁是X / X是谁: where "who" stands says nothing
+    if not swapped and question.chinese:
+        swapped = _person_turned(question.roles, stored.roles) or _person_turned(
+            stored.roles, question.roles
+        )
+    if swapped:  # around a person only (the tokens alone showed no swap): who did what to whom
+        return f"order: {_show(list(swapped))} swapped", [], []
     particle = _opposite_particles(question.particles, stored.particles)
     if particle:
         return f"opposite: {particle}", [], []
+    if question.asks and stored.asks and question.asks != stored.asks:
+        return f"asks: {question.asks} vs {stored.asks}", [], []
     if a == b:
         return "ok", [], []
     chinese = question.chinese
@@ -1647,6 +1693,9 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
         return f"order: {_show(numbers_a)} vs {_show(numbers_b)}", [], []
     if a.count("!neg") != b.count("!neg"):
         return "negation: one question is negated", [], []
+    versions = _versions(a, b)
+    if versions:
+        return f"number: {versions}", [], []
     if question.whole != stored.whole:
         return "scope: one question is about all of them", [], []
     condition = _uncovered_condition(question, b) or _uncovered_condition(stored, a)
@@ -1736,6 +1785,38 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
     if left or right:
         return f"extra: {_show(left or right)}", left, right
     return "ok", left, right
+
+
+def _versions(a: list[str], b: list[str]) -> str | None:
+    """Two model or version names that differ only in their digits (ps4 / ps5, win10 /
+    win11, iphone14 / iphone15)."""
+    only_a, only_b = _difference(a, b)
+    for x in only_a:
+        if not any(ch.isdigit() for ch in x):
+            continue
+        shape = _DIGITS.sub("#", x.replace("-", ""))
+        for y in only_b:
+            if y != x and any(ch.isdigit() for ch in y):
+                if _DIGITS.sub("#", y.replace("-", "")) == shape and x.replace("-", "") != y.replace("-", ""):
+                    return f"{x} vs {y}"
+    return None
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _person_turned(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, str] | None:
+    """A person and the word beside it in the other order (我把女朋友 / 女朋友把我: the
+    particle between them is no content), while 我的订单 / …我的订单 keeps its word."""
+    for person in {t for t in a if t[0] == "@" and t != "@w"}:
+        if a.count(person) != 1 or b.count(person) != 1:
+            continue
+        i, j = a.index(person), b.index(person)
+        after_a = a[i + 1] if i + 1 < len(a) else None
+        before_b = b[j - 1] if j else None
+        if after_a and before_b and after_a in b[:j] and before_b in a[i + 1 :]:
+            return person, after_a
+    return None
 
 
 def _opposite_particles(a: tuple[str, ...], b: tuple[str, ...]) -> str | None:
