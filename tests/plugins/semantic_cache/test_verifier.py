@@ -73,8 +73,9 @@ def rates(pairs: list[dict], hits: list[bool]) -> dict[str, tuple[float, float, 
 
 
 def labelled(split: str) -> list[dict]:
-    if split == "fresh":
-        rows = [json.loads(line) for line in (DATA / "fresh.jsonl").read_text("utf-8").splitlines()]
+    if split.startswith("fresh"):
+        path = DATA / f"{split}.jsonl"
+        rows = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
         assert {r["lang"] for r in rows} == {"en", "zh"}
         return rows
     rows = [json.loads(line) for line in (DATA / "pairs.jsonl").read_text("utf-8").splitlines()]
@@ -82,17 +83,21 @@ def labelled(split: str) -> list[dict]:
     return [r for r in rows if r["split"] == split]
 
 
-# What the defaults reach on the held-out sets (bench/semantic_cache_quality.py --split test
-# and --split fresh print them), rounded down. ``fresh`` was written after the verifier, in
-# other domains and phrasings, before the rules for persons, scope, conditions and added
-# clauses; the target is precision >= 0.97 and recall >= 0.75 in both languages.
+# What the defaults reach on the held-out sets (bench/semantic_cache_quality.py --split test,
+# fresh, fresh2, fresh3 print them), rounded down. Each fresh set was written in other domains
+# and phrasings, scored blind once, then read to write general rules (data/build.py says
+# which rules came after which set); fresh3 was read last. The target is precision
+# >= 0.97 and recall >= 0.75 in both languages: on sets the rules were not written from it
+# is not reached (fresh3 blind: English 0.886 / 0.620, Chinese 0.793 / 0.460).
 HELD_OUT_FLOORS = {
     "test": {"en": (0.95, 0.75), "zh": (0.96, 0.75)},
     "fresh": {"en": (0.98, 0.74), "zh": (0.96, 0.58)},
+    "fresh2": {"en": (0.96, 0.75), "zh": (0.97, 0.60)},
+    "fresh3": {"en": (0.91, 0.62), "zh": (0.92, 0.46)},
 }
 
 
-@pytest.mark.parametrize("split", ["test", "fresh"])
+@pytest.mark.parametrize("split", ["test", "fresh", "fresh2", "fresh3"])
 def test_precision_and_recall_on_the_held_out_sets(split: str) -> None:
     pairs = labelled(split)
     for lang, (precision, recall, false_hits) in rates(pairs, decide(pairs)).items():
@@ -248,6 +253,21 @@ NEAR_MISSES = [
     # a constraint that narrows a recommendation
     ("Best places to eat in Lisbon", "Best cheap places to eat in Lisbon", "qualifier"),
     ("成都有什么好吃的", "成都有什么便宜的好吃的", "qualifier"),
+    # who did what to whom
+    ("我能替同事值班吗", "同事能替我值班吗", "order"),
+    (
+        "How do I find out who blocked my account?",
+        "How do I find out whose account I blocked?",
+        "order",
+    ),
+    # when, where, who, why ask for other answers
+    ("When was the Eiffel Tower built?", "Where was the Eiffel Tower built?", "asks"),
+    ("长城是谁修的", "长城是什么时候修的", "asks"),
+    # a version that differs in its digits
+    ("How do I install Windows 10 drivers?", "How do I install Windows 11 drivers?", "number"),
+    ("How do I pair an Xbox360 controller?", "How do I pair an Xbox720 controller?", "number"),
+    # a direction particle
+    ("How do I zoom in on a PDF?", "How do I zoom out on a PDF?", "opposite"),
 ]
 
 # (stored question, asked question): the same question in other words
@@ -264,6 +284,9 @@ PARAPHRASES = [
     ("Do you ship to Canada?", "Can you ship my order to Canada?"),  # the shop
     ("你们支持货到付款吗", "可以货到付款吗"),  # 你们 is the shop
     ("煎好的牛排要放多久再切", "牛排煎好后要静置几分钟再切"),  # 多久 / 几分钟 are no 多 / 少
+    ("whats the best way to store basil", "what's the best way to store basil?"),  # no apostrophe
+    ("这个面包保质期长不", "这个面包保质期长吗"),  # a 不 that ends the question asks it
+    ("Who is the author of Dune?", "Dune was written by whom?"),  # who, wherever it stands
 ]
 
 

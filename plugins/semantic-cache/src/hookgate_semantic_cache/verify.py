@@ -442,6 +442,7 @@ _EN_ANTONYMS = [
     ("encrypt", "hash"), ("merge", "split"), ("join", "split"), ("append", "prepend"),
     ("push", "pop"), ("enqueue", "dequeue"), ("parent", "child"), ("local", "remote"),
     ("local", "global"), ("static", "dynamic"), ("mutable", "immutable"), ("strict", "loose"),
+    ("benefit", "bad"), ("benefit", "wors"), ("better", "wors"), ("improv", "wors"),
     ("male", "female"), ("men", "women"), ("man", "woman"), ("boy", "girl"),
     ("minifi", "unminifi"), ("mini", "unmini"), ("hide", "unhide"), ("share", "unshare"),
 ]  # fmt: skip
@@ -1465,13 +1466,12 @@ _EN_ASKING_YOU = re.compile(
 )
 _EN_OTHERS = re.compile(
     r"\b(?:someone|somebody|anyone|anybody) else(?:'?s)?\b|\bother people(?:'?s)?\b"
+    r"|\b(?:another|other|a different) (?:person|user|people)(?:'?s)?\b"
 )
 _EN_AFTER_PREPOSITION = re.compile(
     r"\b(?:to|for|with|from|at|about|by|of|on|than|give|tell|ask|send)\s+$"
 )
-_ZH_ASKING = re.compile(
-    "帮我|给我|告诉我|教我|跟我|问你|请你|你能|你可以|你知道|你们|麻烦你|和我"
-)
+_ZH_ASKING = re.compile("帮我|给我|告诉我|教我|跟我|问你|请你|你能|你可以|你知道|你们|麻烦你|和我")
 _ZH_OTHERS = re.compile("其他人|别人|他人|人家")
 _ZH_PERSON_CHARS = {"我": "1", "咱": "1", "你": "2", "您": "2", "他": "3", "她": "3"}
 # A condition narrows a question to a case: its clause runs to the end of the sentence or to
@@ -1504,8 +1504,19 @@ _ZH_WHOLE = re.compile("所有|全部|批量|一次性|全都|统统|一键")
 _EN_ASKS = re.compile(r"\b(when|where|who|whom|whose|why)\b")
 
 
-def _asks(text: str) -> str:
+_ZH_ASKS = (
+    ("who", re.compile("谁")),
+    ("when", re.compile("什么时候|何时|哪年|哪一年|哪天|哪一天|几月几[号日]|几点")),
+    ("where", re.compile("哪里|哪儿|在哪|去哪|什么地方")),
+    ("why", re.compile("为什么|为啥|怎么会|什么原因")),
+)
+
+
+def _asks(text: str, chinese: bool) -> str:
     """The first of when / where / who / why that opens a question (not "tell me when")."""
+    if chinese:
+        found = [kind for kind, pattern in _ZH_ASKS if pattern.search(text)]
+        return found[0] if len(found) == 1 else ""
     match = _EN_ASKS.search(text)
     if not match or match.start() > 30:
         return ""
@@ -1531,9 +1542,7 @@ def _clauses(text: str, chinese: bool) -> tuple[tuple[str, ...], ...]:
         found = [_chinese(m[1]) for m in _ZH_CONDITION.finditer(text)]
     else:
         found = [_english(m[1]) for m in _EN_CONDITION.finditer(text)]
-    return tuple(
-        tuple(t for t in clause if t[0] not in "~@") for clause in found if clause
-    )
+    return tuple(tuple(t for t in clause if t[0] not in "~@") for clause in found if clause)
 
 
 _LANGUAGE_NAMES_MAP = {"c++": " cplusplus ", "c#": " csharp ", "f#": " fsharp ", ".net": " dotnet "}
@@ -1562,7 +1571,7 @@ def analyse(text: str) -> Analysis:
         whole=bool((_ZH_WHOLE if chinese else _EN_WHOLE).search(text)),
         particles=() if chinese else tuple(_EN_PARTICLE.findall(_EN_PHRASAL.sub(" ", text))),
         roles=tuple(roles),
-        asks="" if chinese else _asks(text),
+        asks=_asks(text, chinese),
     )
 
 
@@ -1682,6 +1691,8 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
         return f"opposite: {particle}", [], []
     if question.asks and stored.asks and question.asks != stored.asks:
         return f"asks: {question.asks} vs {stored.asks}", [], []
+    if question.whole != stored.whole:
+        return "scope: one question is about all of them", [], []
     if a == b:
         return "ok", [], []
     chinese = question.chinese
@@ -1696,8 +1707,6 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
     versions = _versions(a, b)
     if versions:
         return f"number: {versions}", [], []
-    if question.whole != stored.whole:
-        return "scope: one question is about all of them", [], []
     condition = _uncovered_condition(question, b) or _uncovered_condition(stored, a)
     if condition:
         return f"condition: {_show(list(condition))}", [], []
@@ -1794,11 +1803,15 @@ def _versions(a: list[str], b: list[str]) -> str | None:
     for x in only_a:
         if not any(ch.isdigit() for ch in x):
             continue
-        shape = _DIGITS.sub("#", x.replace("-", ""))
+        plain_x = x.replace("-", "")
         for y in only_b:
-            if y != x and any(ch.isdigit() for ch in y):
-                if _DIGITS.sub("#", y.replace("-", "")) == shape and x.replace("-", "") != y.replace("-", ""):
-                    return f"{x} vs {y}"
+            plain_y = y.replace("-", "")
+            if (
+                plain_x != plain_y
+                and any(ch.isdigit() for ch in y)
+                and _DIGITS.sub("#", plain_x) == _DIGITS.sub("#", plain_y)
+            ):
+                return f"{x} vs {y}"
     return None
 
 
@@ -1831,6 +1844,9 @@ def _opposite_particles(a: tuple[str, ...], b: tuple[str, ...]) -> str | None:
 def _person_conflict(a: frozenset[str], b: frozenset[str]) -> str | None:
     """ "Your name" vs "my name", "how old are you" vs "how old am I": the same role (subject,
     object, possessive; Chinese has one) held by different persons on the two sides."""
+    whole_a, whole_b = {p[0] for p in a}, {p[0] for p in b}
+    if whole_a and whole_b and "3" in whole_a ^ whole_b:  # someone else comes in
+        return f"{'/'.join(sorted(whole_a))} vs {'/'.join(sorted(whole_b))}"
     for role in ("s", "o", "p", ""):
         left = {p[0] for p in a if p[1:] == role}
         right = {p[0] for p in b if p[1:] == role}

@@ -9,12 +9,17 @@ about 35% go to ``test``, which no threshold or word list is tuned on.
 
 Each folder under ``src/`` is a further held-out set, written in domains and phrasings the
 first set covers thinly (typos, no punctuation, colloquial and mixed Chinese-English), that
-goes whole to ``<folder>.jsonl`` (split ``<folder>``): ``fresh`` (cooking, HR, legal,
-devices, gaming, weather, government services, finance...) was written before the verifier's
-rules for persons, scope, conditions and added clauses, and scored once, blind, before them
-(its errors were read afterwards, so it no longer is blind); ``fresh2`` (insurance, housing,
-gardening, music, sports, spreadsheets, devops, social apps, banking, tax, immigration...)
-was written after those rules and before its errors were ever read.
+goes whole to ``<folder>.jsonl`` (split ``<folder>``). Each was scored once, blind, and its
+errors were then read to write general rules, so only its first score is a held-out one:
+
+* ``fresh`` (cooking, HR, legal, devices, gaming, weather, government services, finance...),
+  before the rules for persons, scope, conditions, added clauses and qualifiers;
+* ``fresh2`` (insurance, housing, gardening, music, sports, spreadsheets, devops, social apps,
+  banking, tax, immigration, nutrition...), before the rules for who-did-what-to-whom,
+  when/where/who/why and version names;
+* ``fresh3`` (weddings, babies, cleaning, moving, crypto, streaming, security, careers,
+  school subjects, skin and hair...), before the last few (Chinese when/where/who/why, scope
+  and the person check ahead of the word comparison, someone else joining, better/worse).
 """
 
 from __future__ import annotations
