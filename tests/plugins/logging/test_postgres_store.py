@@ -390,3 +390,82 @@ def test_a_database_from_before_the_rollups_gets_them_and_answers_the_query_hook
             assert page.next_cursor is not None
     finally:
         reader.close()
+
+
+def test_instances_adding_into_the_same_rollup_rows_at_once_lose_nothing(postgres_url):
+    """Four stores (as four instances) write the same minutes at once: every record is counted
+    once in the rollups, and none of their transactions deadlocks."""
+    from hookgate.logquery import AggregateQuery, LogFilter
+    from hookgate_logging.query import LogReader
+
+    now = time.time()
+    stores = [PostgresLogStore(postgres_url, batch_size=50) for _ in range(4)]
+
+    def items(which: int) -> list[tuple[dict[str, object], str]]:
+        out = []
+        for i in range(400):
+            item = {
+                "ts": now - 240 + (i % 240),
+                "trace_id": f"s{which}-{i}",
+                "model": ("a", "b")[i % 2],
+                "provider": ("p1", "p2")[i % 2],
+                "status": 200,
+                "latency_ms": 10.0,
+                "total_tokens": 1,
+                "attempts": [],
+                "metadata": {"team": ("red", "blue")[i % 2]},
+            }
+            out.append((item, json.dumps(item)))
+        return out
+
+    with structlog.testing.capture_logs() as logs:
+        for which, store in enumerate(stores):
+            store.write(None, items(which))
+        assert all(store.flush(60) for store in stores)
+        for store in stores:
+            store.close()
+    assert [e for e in logs if e["event"] == "log_store_unavailable"] == []
+    assert sum(store.errors for store in stores) == 0
+    reader = LogReader(PostgresLogStore(postgres_url))
+    try:
+        with reader.store.reading() as conn:
+            window = dict(since=now - 600, until=now + 60)
+            agg = reader.aggregate(
+                conn, AggregateQuery(filter=LogFilter(**window), metadata_key="team")
+            )
+            assert agg.requests == 1600 and agg.total_tokens == 1600
+            assert {m["value"]: m["requests"] for m in agg.by_metadata} == {
+                "red": 800,
+                "blue": 800,
+            }
+            p1 = reader.aggregate(
+                conn, AggregateQuery(filter=LogFilter(**window, provider="p1"), bucket_s=300)
+            )
+            assert p1.requests == 800
+    finally:
+        reader.close()
+
+
+async def test_a_query_while_the_database_is_down_is_a_503_and_works_again_after(
+    postgres_server: PostgresServer, postgres_url
+):
+    from hookgate.errors import UnavailableError
+    from hookgate.logquery import LogQuery
+
+    gw, plugin = gateway(postgres_url)
+    async with gw:
+        await gw.chat.completions.create(
+            model="m", messages=HELLO, options=CallOptions(trace_id="before")
+        )
+        assert await plugin.flush()
+        page = await gw.hooks.query_logs(gw, LogQuery())
+        assert [r["trace_id"] for r in page.records] == ["before"]
+        postgres_server.stop()
+        try:
+            with pytest.raises(UnavailableError, match="log store cannot be read") as failed:
+                await asyncio.wait_for(gw.hooks.query_logs(gw, LogQuery()), 30)
+            assert failed.value.http_status == 503
+        finally:
+            postgres_server.start()
+        page = await gw.hooks.query_logs(gw, LogQuery())  # a new connection, at once
+        assert [r["trace_id"] for r in page.records] == ["before"]

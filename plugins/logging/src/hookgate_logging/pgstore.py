@@ -499,8 +499,11 @@ class PostgresLogStore:
         return conn
 
     def reader_failed(self, exc: Exception) -> Exception | None:
-        """A database error as a 503 naming the store (the URL and password redacted)."""
-        if not type(exc).__module__.startswith("psycopg"):
+        """A database that cannot answer (down, unreachable, the statement timed out) as a 503
+        naming the store (the URL and password redacted); anything else as it is."""
+        import psycopg
+
+        if not isinstance(exc, psycopg.OperationalError):
             return None
         from hookgate.errors import UnavailableError
         from hookgate.log import redact
