@@ -25,6 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -59,7 +60,13 @@ MAX_LIMIT = 1000
 
 
 class ReadableStore(Protocol):
-    dialect: Dialect
+    """What :class:`LogReader` needs of a store (``LogStore``, ``PostgresLogStore``)."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def reading(self) -> AbstractContextManager[Any]:
+        """A connection for one reader outside the pool (``hookgate logs``, the bench)."""
 
     def reader_connection(self) -> Any:
         """A connection for one query thread (None while there is nothing to read)."""
@@ -160,7 +167,7 @@ def read_records(
 class LogReader:
     """Reads one store for the log query hooks, on threads of its own."""
 
-    def __init__(self, store: Any, threads: int = 2) -> None:
+    def __init__(self, store: ReadableStore, threads: int = 2) -> None:
         self.store = store
         self.dialect: Dialect = store.dialect
         self._local = threading.local()
