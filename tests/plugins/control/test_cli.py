@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hookgate import Gateway
+from hookgate_control.crypto import generate_key
 
 from tests.plugins.control.conftest import HELLO, Cli
 
@@ -206,3 +208,75 @@ def test_the_admin_key_from_the_environment_seeds_the_first_key(
             keys = answer.json()["data"]
             assert [(k["name"], k["role"]) for k in keys] == [("HOOKGATE_ADMIN_KEY", "admin")]
             assert seed not in answer.text
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])  # moving a SQLite store onto PostgreSQL
+async def test_control_copy_moves_a_sqlite_store_onto_postgres(
+    hookgate: Cli, postgres_url: str, monkeypatch: pytest.MonkeyPatch, fake_openai, tmp_path: Path
+):
+    admin = hookgate.json("keys", "create", "--name", "root", "--role", "admin")
+    hookgate("workspaces", "create", "team-a")
+    made = hookgate.json("configs", "create", "--name", "prod", "--config-json", ONE)
+    hookgate("configs", "update", made["slug"], "--config-json", TWO)
+    monkeypatch.setenv("UPSTREAM_KEY", SECRET)
+    hookgate(
+        "vkeys",
+        "create",
+        "--name",
+        "up",
+        "--provider",
+        "openai",
+        "--slug",
+        "vk-moved",
+        "--key-env",
+        "UPSTREAM_KEY",
+    )
+    store = tmp_path / ".hookgate" / "control.db"
+    copy = ["control-copy", "--from", str(store), "--to", postgres_url]
+
+    # The virtual key is sealed under the key file's master key: that one must come along.
+    refused = hookgate.runner.invoke(cli_group(), copy)
+    assert refused.exit_code != 0 and "HOOKGATE_MASTER_KEY" in refused.output
+    monkeypatch.setenv("HOOKGATE_MASTER_KEY", generate_key())
+    refused = hookgate.runner.invoke(cli_group(), copy)
+    assert refused.exit_code != 0 and "not the master key that sealed" in refused.output
+    monkeypatch.setenv(
+        "HOOKGATE_MASTER_KEY", (tmp_path / ".hookgate" / "master.key").read_text().strip()
+    )
+    done = hookgate.runner.invoke(cli_group(), [*copy, "--json"])
+    assert done.exit_code == 0, done.output
+    copied = json.loads(done.stdout)["copied"]
+    assert (copied["api_keys"], copied["configs"], copied["config_versions"]) == (1, 1, 2)
+    assert copied["workspaces"] == 2 and copied["virtual_keys"] == 1 and copied["audit"] >= 5
+    again = hookgate.runner.invoke(cli_group(), copy)  # a second copy would mix two stores
+    assert again.exit_code != 0 and "not empty" in again.output
+
+    # The same plugins.toml, now on PostgreSQL: the same key, history, and sealed provider key.
+    text = hookgate.config.read_text().replace(
+        "poll_interval = 0.1", f'poll_interval = 0.1\nstore = {{ url = "{postgres_url}" }}'
+    )
+    hookgate.config.write_text(text)
+    store.rename(store.with_name("control.db.old"))  # nothing reads the file any more
+    assert [k["id"] for k in hookgate.json("keys", "list")["data"]] == [admin["id"]]
+    history = hookgate.json("configs", "history", made["slug"])["data"]
+    assert [v["version"] for v in history] == [2, 1]
+    assert hookgate.json("configs", "show", made["slug"])["version_id"] == history[0]["version_id"]
+    async with Gateway.from_toml(hookgate.config) as gateway:
+        answer = await gateway.chat.completions.create(
+            model="m", messages=HELLO, config=made["slug"]
+        )
+        assert answer.model == "two"
+        await gateway.chat.completions.create(
+            model="gpt-4o-mini", messages=HELLO, config={"virtual_key": "vk-moved"}
+        )
+    assert fake_openai.calls()[-1].headers["authorization"] == f"Bearer {SECRET}"
+    # New changes go on after the copied ones (versions, audit ids).
+    hookgate("configs", "update", made["slug"], "--config-json", ONE)
+    assert hookgate.json("configs", "history", made["slug"])["data"][0]["version"] == 3
+    assert "config.update" in hookgate("audit").stdout
+
+
+def cli_group() -> Any:
+    from hookgate.cli import cli
+
+    return cli

@@ -29,7 +29,7 @@ from hookgate.auth import DEFAULT_WORKSPACE, Principal
 from hookgate.config import StoredConfig
 from hookgate.errors import AuthenticationError, PermissionDeniedError, SettingsError
 from hookgate.settings import VirtualKey
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .crypto import MasterKey, MasterKeyError, MasterKeyMissing
 from .roles import may_call
@@ -62,15 +62,27 @@ class StoreSettings(BaseModel):
     connect_timeout: Annotated[float, Field(gt=0)] = 5.0
     """Seconds to wait for the database server to accept a connection."""
 
+    @field_validator("url")
+    @classmethod
+    def _postgres_only(cls, url: str | None) -> str | None:
+        from .pgstore import is_postgres_url
+
+        if url and not is_postgres_url(url):
+            raise ValueError(
+                "must be a postgresql:// URL (or leave it unset for the SQLite file at path)"
+            )
+        return url or None
+
 
 class ControlSettings(BaseModel):
     """``[plugins.control]``. Relative paths are relative to plugins.toml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    store: str | StoreSettings = ".hookgate/control.db"
+    store: StoreSettings = Field(default_factory=StoreSettings)
     """Where workspaces, keys, configs, virtual keys and the audit log live: a SQLite file
-    (a path), or a table with a PostgreSQL ``url`` shared by every instance."""
+    (``store = "path"``), or a PostgreSQL database every instance shares
+    (``store = { url = "postgresql://..." }``)."""
     master_key_file: str = ".hookgate/master.key"
     """Where the master key lives when ``HOOKGATE_MASTER_KEY`` is not set (created, 0600).
     Not used with a PostgreSQL store: there the key must come from the environment."""
@@ -79,12 +91,15 @@ class ControlSettings(BaseModel):
     busy_timeout: Annotated[float, Field(gt=0)] = 5.0
     """Seconds a write waits for another writer's lock before answering 503."""
 
+    @field_validator("store", mode="before")
+    @classmethod
+    def _path_alone(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
 
 def open_store(settings: ControlSettings, source: str) -> ControlStore:
     """The store ``settings`` name (a relative SQLite path is relative to ``source``)."""
     store = settings.store
-    if isinstance(store, str):
-        store = StoreSettings(path=store)
     if store.url:
         from .pgstore import PostgresStore, is_postgres_url, register_url_secrets
 

@@ -589,6 +589,73 @@ def register(cli: click.Group) -> None:
 
         _print(result, as_json, text)
 
+    # ---- moving a store -----------------------------------------------------------------
+
+    @cli.command("control-copy")
+    @click.option("--from", "source", required=True, help="The SQLite control store file.")
+    @click.option("--to", "target", required=True, help="The PostgreSQL database's URL.")
+    @_JSON
+    def control_copy(source: str, target: str, as_json: bool) -> None:
+        """Copy a SQLite control store into an empty PostgreSQL database.
+
+        Workspaces, gateway keys, configs with their whole history, virtual keys and the audit
+        log move with their ids, so keys and config ids keep working. Virtual keys stay sealed:
+        set HOOKGATE_MASTER_KEY to the master key that sealed them (the contents of the key
+        file, by default master.key beside the store) before copying, and on every instance.
+        """
+        from .crypto import MasterKey
+        from .pgstore import (
+            CopyRefused,
+            PostgresStore,
+            copy_store,
+            is_postgres_url,
+            register_url_secrets,
+        )
+        from .store import SQLiteStore
+
+        if not is_postgres_url(target):
+            raise click.BadParameter("must be a postgresql:// URL", param_hint="--to")
+        register_url_secrets(target)
+        if not Path(source).is_file():
+            raise click.ClickException(f"no control store at {source}")
+        sqlite_store = SQLiteStore(source)
+        pg = PostgresStore(target)
+        try:
+            with sqlite_store.reading() as tx:
+                sealed = {
+                    row["key_id"]
+                    for row in tx.all(
+                        "SELECT DISTINCT key_id FROM virtual_keys WHERE secret IS NOT NULL"
+                    )
+                }
+            if sealed:
+                try:
+                    master = MasterKey.from_env("copying sealed virtual keys")
+                except MasterKeyError as exc:
+                    raise click.ClickException(str(exc)) from exc
+                if sealed != {master.id}:
+                    raise click.ClickException(
+                        f"{ENV_VAR} is not the master key that sealed this store's virtual keys "
+                        f"(key ids {', '.join(sorted(sealed))}; yours is {master.id}): set it to "
+                        "the contents of the store's key file (by default master.key beside it)"
+                    )
+            counts = copy_store(sqlite_store, pg)
+        except CopyRefused as exc:
+            raise click.ClickException(str(exc)) from exc
+        except StoreUnavailable as exc:
+            raise click.ClickException(f"the control store is unavailable: {exc}") from exc
+        finally:
+            pg.close()
+        result = {"object": "control_copy", "copied": counts}
+
+        def text() -> None:
+            click.echo(
+                "copied " + ", ".join(f"{n} {table}" for table, n in counts.items()) + "; point "
+                '[plugins.control] store at the database: store = { url = "${DATABASE_URL}" }'
+            )
+
+        _print(result, as_json, text)
+
     # ---- audit --------------------------------------------------------------------------
 
     @cli.command()

@@ -27,7 +27,15 @@ from typing import Any
 
 from .store import SQLStore, StoreUnavailable, Tx
 
-__all__ = ["WRITE_LOCK", "PostgresStore", "is_postgres_url", "redacted", "register_url_secrets"]
+__all__ = [
+    "WRITE_LOCK",
+    "CopyRefused",
+    "PostgresStore",
+    "copy_store",
+    "is_postgres_url",
+    "redacted",
+    "register_url_secrets",
+]
 
 # pg_advisory_xact_lock key of the control plane's writers ("hook" + 0x0c01); the log store
 # uses 0x686F6F6B_0001 and _0002.
@@ -193,3 +201,59 @@ class PostgresStore(SQLStore):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+# What `hookgate control-copy` moves, parents before children (config_versions name configs).
+COPIED = ("workspaces", "api_keys", "configs", "config_versions", "virtual_keys", "audit", "kept")
+
+
+def copy_store(source: SQLStore, target: PostgresStore) -> dict[str, int]:
+    """Copy every row of ``source`` (a SQLite store) into ``target``, an empty PostgreSQL
+    store, in one transaction; rows keep their ids, so gateway keys, config and version ids
+    and the audit log are the same after the move. Every copied row is stamped with one new
+    generation, so instances already polling ``target`` load all of it at their next poll.
+
+    :raises CopyRefused: when ``target`` holds anything beyond its ``default`` workspace.
+    """
+    source.migrate()
+    target.migrate()
+    with source.reading() as tx:
+        rows = {table: tx.all(f"SELECT * FROM {table}") for table in COPIED}
+    counts = {table: len(found) for table, found in rows.items()}
+    with target.transaction() as tx:
+        held = {
+            table: int((tx.one(f"SELECT count(*) AS n FROM {table}") or {"n": 0})["n"])
+            for table in COPIED
+        }
+        held["workspaces"] -= (
+            1 if tx.one("SELECT 1 AS x FROM workspaces WHERE slug = 'default'") else 0
+        )
+        busy = {table: n for table, n in held.items() if n}
+        if busy:
+            raise CopyRefused(
+                "the target store is not empty ("
+                + ", ".join(f"{n} {table}" for table, n in busy.items())
+                + "): copy into a fresh database"
+            )
+        tx.run("DELETE FROM workspaces WHERE slug = 'default'")
+        generation = tx.generation()
+        for table in COPIED:
+            for row in rows[table]:
+                if "gen" in row:
+                    row = {**row, "gen": generation}
+                names = list(row)
+                tx.run(
+                    f"INSERT INTO {table} ({', '.join(names)})"
+                    f" VALUES ({', '.join('?' for _ in names)})",
+                    [bytes(v) if isinstance(v, memoryview) else v for v in row.values()],
+                )
+        # The audit ids were copied: the next one continues after them.
+        tx.run(
+            "SELECT setval(pg_get_serial_sequence('audit', 'id'),"
+            " GREATEST((SELECT MAX(id) FROM audit), 1))"
+        )
+    return counts
+
+
+class CopyRefused(Exception):
+    """``hookgate control-copy`` would overwrite or mix with what the target holds."""
