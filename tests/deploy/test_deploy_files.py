@@ -285,3 +285,6 @@ def test_hookgate_check_validates_the_shared_file_with_only_the_three_variables(
         missing = check({**base, **{k: v for k, v in backends.items() if k != name}})
         assert missing.returncode != 0
         assert name in missing.stderr and "Traceback" not in missing.stderr
+    wrong = check({**base, **backends, "DATABASE_URL": "mysql://hookgate@127.0.0.1/hookgate"})
+    assert wrong.returncode != 0
+    assert "[plugins.control] store.url" in wrong.stderr and "postgresql://" in wrong.stderr
