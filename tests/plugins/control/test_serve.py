@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[3]
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 ONE = {"provider": "mock", "override_params": {"model": "model-one"}}
 TWO = {"provider": "mock", "override_params": {"model": "model-two"}}
+ROOT_ADMIN = ("--name", "root", "--role", "admin")
 
 
 class Served:
@@ -258,3 +259,69 @@ def test_the_store_going_away_under_load(served: Served, request: pytest.Fixture
     assert statuses and set(statuses) == {200}
     for client in served.workers.values():
         assert client.get("/ready").status_code == 200
+
+
+@pytest.mark.parametrize("store_kind", ["postgres"])
+def test_a_worker_started_while_the_store_is_down_lets_nothing_through_until_it_returns(
+    tmp_path: Path, fake_openai, store_url: str, postgres_server
+):
+    """Whether keys exist is unknown until the store was read once: refused (401), and served
+    as soon as the store returns; /ready is 503 meanwhile."""
+    if postgres_server.external:
+        pytest.fail("this test stops PostgreSQL: unset HOOKGATE_TEST_POSTGRES_URL")
+    config = tmp_path / "plugins.toml"
+    config.write_text(plugins_toml(fake_openai.url, store_url=store_url), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKGATE_")}
+    created = subprocess.run(
+        [HOOKGATE, "keys", "create", "--config", str(config), "--json", *ROOT_ADMIN],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    key = json.loads(created.stdout)["key"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    postgres_server.stop()
+    process = subprocess.Popen(
+        [HOOKGATE, "serve", "--config", str(config), "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "hookgate serve exited"
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "hookgate serve did not come up"
+            time.sleep(0.05)
+        for token in (None, key):
+            headers = {"x-portkey-api-key": token} if token else {}
+            answer = httpx.post(f"{url}/v1/chat/completions", json=BODY, headers=headers)
+            assert answer.status_code == 401, answer.text
+            assert answer.json()["error"]["code"] == "store_unavailable"
+        assert httpx.get(f"{url}/ready").status_code == 503  # (details only to a known key)
+    finally:
+        postgres_server.start()
+    try:
+        deadline = time.monotonic() + 5
+        headers = {"x-portkey-api-key": key}
+        while (
+            httpx.post(f"{url}/v1/chat/completions", json=BODY, headers=headers).status_code != 200
+        ):
+            assert time.monotonic() < deadline, "not serving after the store returned"
+            time.sleep(0.05)
+        assert httpx.post(f"{url}/v1/chat/completions", json=BODY).status_code == 401  # no key
+        assert httpx.get(f"{url}/ready").status_code == 200
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -133,6 +133,7 @@ class Plugin:
         self._plane: ControlPlane | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
+        self._opened = False
         self._source = "<defaults>"
 
     # ---- wiring -------------------------------------------------------------------------
@@ -173,11 +174,8 @@ class Plugin:
             settings.source, list(settings.configs), list(settings.virtual_keys), validate
         )
         self._lock = asyncio.Lock()
-        try:
-            await asyncio.to_thread(self._open, plane)
-        except (StoreUnavailable, MasterKeyError) as exc:
-            self.problem = str(exc)
-            log.warning("control_store_unavailable", error=str(exc))
+        # The first refresh opens (migrates) the store; while it cannot, requests are refused
+        # (no key can be checked) and every poll tries again.
         with contextlib.suppress(StoreUnavailable):
             await self.refresh()
         self._task = asyncio.create_task(self._poll(), name="hookgate-control-poll")
@@ -231,6 +229,13 @@ class Plugin:
         async with self._lock:
             snapshot = self.snapshot
             try:
+                if not self._opened:
+                    try:
+                        await asyncio.to_thread(self._open, self.plane)
+                    except MasterKeyError as exc:  # a malformed HOOKGATE_MASTER_KEY: stays
+                        self.problem = str(exc)
+                        log.warning("control_master_key_unusable", error=str(exc))
+                    self._opened = True
                 generation = await asyncio.to_thread(store.generation)
                 if generation == snapshot.generation:
                     self._recovered()
@@ -274,6 +279,14 @@ class Plugin:
     @hookimpl
     def authenticate(self, token: str | None, headers: Mapping[str, str]) -> Principal | None:
         snapshot = self.snapshot
+        if snapshot.generation == 0:
+            # Never read (the store has been unreachable since this worker started): whether
+            # keys exist is unknown, so nothing is let through unchecked.
+            raise AuthenticationError(
+                "the control-plane store has not been reachable since this worker started, so "
+                "no gateway key can be checked yet; try again shortly",
+                code="store_unavailable",
+            )
         if token:
             entry = snapshot.keys.get(hash_key(token))
             if entry is not None:
