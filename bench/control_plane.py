@@ -1,6 +1,9 @@
 """The control plane's cost on the request path, and how fast a change is live elsewhere.
 
-    uv run python bench/control_plane.py [--configs 10000] [--changes 20]
+    uv run python bench/control_plane.py [--configs 10000] [--changes 20] [--database-url URL]
+
+With ``--database-url postgresql://...`` (an empty database) the store is PostgreSQL, shared by
+both instances, instead of the SQLite file beside plugins.toml.
 
 1. Resolution: a store with ``--configs`` stored configs (written in one import), loaded into
    a gateway's snapshot. Prints µs per ``gateway.context()`` (validation, config resolution,
@@ -40,6 +43,7 @@ default_provider = "mock"
 use = "control_plane:WorkerId"
 [plugins.control]
 poll_interval = {poll}
+{store}
 [configs.pc-toml]
 provider = "mock"
 override_params = {{ model = "toml" }}
@@ -289,11 +293,14 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--database-url", default=None, help="An empty PostgreSQL database.")
     args = parser.parse_args()
+    store = f'store = {{ url = "{args.database_url}" }}' if args.database_url else ""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "plugins.toml").write_text(TOML.format(poll=POLL), encoding="utf-8")
+        (folder / "plugins.toml").write_text(TOML.format(poll=POLL, store=store), encoding="utf-8")
         os.environ.pop("HOOKGATE_MASTER_KEY", None)
+        print(f"store: {'PostgreSQL' if args.database_url else 'SQLite'}")
         sys.path.insert(0, str(Path(__file__).parent))
         print(asyncio.run(resolution(folder, args.configs, args.requests)))
         print(propagation(folder, args.changes))
