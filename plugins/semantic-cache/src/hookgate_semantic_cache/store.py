@@ -7,6 +7,7 @@ clear error instead of a corrupted database.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -211,9 +212,7 @@ class ChromaStore:
         Failing fast during the back-off is no new failure: it does not extend it.
         """
         if self._collection is not None:
-            self._collection = None
-            self._client = None
-            self._mirror, self._mirroring = None, False
+            self._drop()
             self._failed_at = time.monotonic()
 
     def open(self) -> None:
@@ -381,6 +380,23 @@ class ChromaStore:
         return int(self._connect().count())
 
     def close(self) -> None:
-        self._collection = None
-        self._client = None
+        self._drop()
+
+    def _drop(self) -> None:
+        """Forget the client, closing its connections (a server) or database (a folder)."""
+        client, self._client, self._collection = self._client, None, None
         self._mirror, self._mirroring = None, False
+        if client is None:
+            return
+        # chromadb's HTTP client never closes its httpx session (1.5), and clients of one
+        # server in a process share it: it is closed here once the last of them has gone,
+        # else its sockets linger until the garbage collector finds them.
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        identifier = getattr(client, "_identifier", None)
+        with contextlib.suppress(Exception):
+            client.close()
+        with contextlib.suppress(Exception):
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            if session is not None and identifier not in SharedSystemClient._identifier_to_system:
+                session.close()

@@ -1790,6 +1790,11 @@ def compare(question: Analysis, stored: Analysis) -> tuple[str, list[str], list[
         ]
         if len(regions) > 1 and min(len(left), len(right)) >= 1 and len(left) + len(right) >= 4:
             return f"reworded: {_show(left)} vs {_show(right)}", left, right
+        if len(left) == 1 and len(right) == 1:
+            # One word for another, the rest the same: the commonest shape of two questions
+            # that differ in meaning (reset / delete my API key, cats / dogs), and of many
+            # paraphrases too (formula / calculate). It needs more similarity to be served.
+            return f"replaced: {_show(left)} vs {_show(right)}", left, right
         return f"different: {_show(left)} vs {_show(right)}", left, right
     if left or right:
         return f"extra: {_show(left or right)}", left, right
@@ -1915,14 +1920,29 @@ def _audience(span: list[str], chinese: bool) -> bool:
 
 # Similarity (MiniLM cosine) from which a candidate is served, by language and by what
 # differs once both questions are in canonical form: nothing (``same``), words only one
-# side has (``extra``), words replaced by others (``different``). MiniLM reads most Chinese
+# side has (``extra``), one word replaced by another (``replaced``), more words replaced
+# (``different``). MiniLM reads most Chinese
 # characters as unknown tokens, so for Chinese the comparison carries the decision (and a
 # word replaced by another, not a synonym, is never served: None).
 MIN_SIMILARITY = 0.45
 """The lowest threshold below: candidates under it are never fetched from the store."""
 THRESHOLDS: dict[str, dict[str, float | None]] = {
-    "en": {"same": 0.55, "empty": 0.85, "extra": 0.76, "different": 0.84, "reworded": 0.76},
-    "zh": {"same": 0.45, "empty": 0.85, "extra": 0.45, "different": None, "reworded": 0.45},
+    "en": {
+        "same": 0.55,
+        "empty": 0.85,
+        "extra": 0.76,
+        "replaced": 0.87,
+        "different": 0.84,
+        "reworded": 0.76,
+    },
+    "zh": {
+        "same": 0.45,
+        "empty": 0.85,
+        "extra": 0.45,
+        "replaced": None,
+        "different": None,
+        "reworded": 0.45,
+    },
 }
 
 
@@ -1936,7 +1956,7 @@ def verify(
     qa, sa = analyse(question), analyse(stored)
     reason, _, _ = compare(qa, sa)
     kind = reason.split(":", 1)[0]
-    if kind not in ("ok", "extra", "different", "reworded"):
+    if kind not in ("ok", "extra", "replaced", "different", "reworded"):
         return Verdict(False, reason)
     if kind == "ok":
         kind = "same" if qa.tokens else "empty"
