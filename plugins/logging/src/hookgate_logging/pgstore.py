@@ -350,7 +350,13 @@ class PostgresLogStore:
                 retention, self._retention_days = self._retention_days, None
             try:
                 if batch:
-                    self._copy(batch)
+                    # After a failure the last attempt may have committed even so (the
+                    # connection died before the answer came back): records already in the
+                    # database are skipped, so nothing is written twice.
+                    if self._failing:
+                        batch = self._not_written(batch)
+                    if batch:
+                        self._copy(batch)
                 if retention is not None:
                     self._retention(retention)
             except Exception as exc:
@@ -420,18 +426,29 @@ class PostgresLogStore:
                     copy.write_row(record_row(record, text, stream_as_bool=True))
             _add_rollups(conn, [record for record, _ in batch])
 
-    def write_now(self, records: Sequence[tuple[dict[str, Any], str]]) -> int:
-        """Insert ``records`` now, on this thread, skipping any whose trace id and time are
-        already there (``hookgate logs-copy``); returns how many were inserted."""
+    def _not_written(
+        self, records: Sequence[tuple[dict[str, Any], str]]
+    ) -> list[tuple[dict[str, Any], str]]:
+        """``records`` less those whose trace id and time are already in the database."""
+        if not records:
+            return []
         conn = self._connection()
         traces = [record.get("trace_id") for record, _ in records]
+        times = [float(record["ts"]) for record, _ in records]
         present = {
             (trace, ts)
             for trace, ts in conn.execute(
-                f"SELECT trace_id, ts FROM {TABLE} WHERE trace_id = ANY(%s)", (traces,)
+                f"SELECT trace_id, ts FROM {TABLE} WHERE trace_id = ANY(%s) "
+                "AND ts BETWEEN %s AND %s",
+                (traces, min(times), max(times)),
             )
         }
-        fresh = [(r, t) for r, t in records if (r.get("trace_id"), r.get("ts")) not in present]
+        return [(r, t) for r, t in records if (r.get("trace_id"), r.get("ts")) not in present]
+
+    def write_now(self, records: Sequence[tuple[dict[str, Any], str]]) -> int:
+        """Insert ``records`` now, on this thread, skipping any whose trace id and time are
+        already there (``hookgate logs-copy``); returns how many were inserted."""
+        fresh = self._not_written(records)
         if fresh:
             self._copy(fresh)
         return len(fresh)
