@@ -19,8 +19,9 @@ import numpy as np
 
 __all__ = ["MAX_MIRRORED", "Mirror"]
 
-MAX_MIRRORED = 200_000
-"""Past this many entries the store answers from Chroma (its index scales; a scan does not)."""
+MAX_MIRRORED = 20_000
+"""Past this many entries (30 MB of vectors) the store answers from Chroma: its index scales,
+a scan does not."""
 
 
 class Mirror:
