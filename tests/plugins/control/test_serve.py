@@ -4,6 +4,7 @@ goes away under load."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -86,31 +87,24 @@ class Served:
         return time.monotonic() - start
 
 
-@pytest.fixture
-def served(tmp_path: Path, fake_openai, store_url: str | None) -> Iterator[Served]:
-    config = tmp_path / "plugins.toml"
+@contextlib.contextmanager
+def serve_control(
+    folder: Path, upstream_url: str, store_url: str | None, plugins: tuple[str, ...] = ()
+) -> Iterator[Served]:
+    """``hookgate serve`` (2 workers) with the control plane, ``worker-id`` and ``plugins``
+    enabled, an admin key made by ``hookgate keys create``, a connection pinned per worker."""
+    config = folder / "plugins.toml"
     text = plugins_toml(
-        fake_openai.url,
+        upstream_url,
         '[plugins.worker-id]\nuse = "tests.plugins.control.worker_id:WorkerId"\n',
         store_url=store_url,
-    ).replace('"control"]', '"control", "worker-id"]')
+    ).replace('"control"]', ", ".join(['"control"', *(f'"{p}"' for p in plugins), '"worker-id"]']))
     config.write_text(text, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("HOOKGATE_MASTER_KEY", None)
     env.pop("HOOKGATE_ADMIN_KEY", None)
     created = subprocess.run(
-        [
-            HOOKGATE,
-            "keys",
-            "create",
-            "--name",
-            "root",
-            "--role",
-            "admin",
-            "--json",
-            "--config",
-            str(config),
-        ],
+        [HOOKGATE, "keys", "create", *ROOT_ADMIN, "--json", "--config", str(config)],
         capture_output=True,
         text=True,
         env=env,
@@ -127,18 +121,18 @@ def served(tmp_path: Path, fake_openai, store_url: str | None) -> Iterator[Serve
         env=env,
     )
     running = Served(config, key, process, port, store_url)
-    deadline = time.monotonic() + 30
-    while True:
-        assert process.poll() is None, process.communicate()
-        try:
-            if httpx.get(f"{running.url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "hookgate serve did not come up"
-        time.sleep(0.05)
-    running.pin_workers()
     try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                if httpx.get(f"{running.url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "hookgate serve did not come up"
+            time.sleep(0.05)
+        running.pin_workers()
         yield running
     finally:
         for client in running.workers.values():
@@ -149,6 +143,12 @@ def served(tmp_path: Path, fake_openai, store_url: str | None) -> Iterator[Serve
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+@pytest.fixture
+def served(tmp_path: Path, fake_openai, store_url: str | None) -> Iterator[Served]:
+    with serve_control(tmp_path, fake_openai.url, store_url) as running:
+        yield running
 
 
 def test_the_sdk_drives_configs_live_on_both_workers(served: Served):

@@ -4,9 +4,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,64 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.plugins.control.conftest import plugins_toml, portkey
-from tests.plugins.control.test_serve import HOOKGATE, ROOT, Served
-from tests.support.servers import free_port
+from tests.plugins.control.conftest import portkey
+from tests.plugins.control.test_serve import Served, serve_control
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 
 
 @pytest.fixture
 def served(tmp_path: Path, fake_openai) -> Iterator[Served]:
-    config = tmp_path / "plugins.toml"
-    text = plugins_toml(
-        fake_openai.url,
-        '[plugins.worker-id]\nuse = "tests.plugins.control.worker_id:WorkerId"\n',
-    ).replace('"control"]', '"control", "limits", "worker-id"]')
-    config.write_text(text, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("HOOKGATE_MASTER_KEY", None)
-    env.pop("HOOKGATE_ADMIN_KEY", None)
-    created = subprocess.run(
-        [HOOKGATE, "keys", "create", "--name", "root", "--role", "admin", "--json"]
-        + ["--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    key = json.loads(created.stdout)["key"]
-    port = free_port()
-    process = subprocess.Popen(
-        [HOOKGATE, "serve", "--config", str(config), "--port", str(port), "--workers", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    running = Served(config, key, process, port)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.communicate()
-            try:
-                if httpx.get(f"{running.url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "hookgate serve did not come up"
-            time.sleep(0.05)
-        running.pin_workers()
+    with serve_control(tmp_path, fake_openai.url, None, plugins=("limits",)) as running:
         yield running
-    finally:
-        for client in running.workers.values():
-            client.close()
-        process.terminate()
-        try:
-            process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
 
 
 def _status(client: httpx.Client, key: str) -> int:
