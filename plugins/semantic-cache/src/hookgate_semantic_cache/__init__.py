@@ -298,6 +298,8 @@ class Plugin:
         self._pruner: asyncio.Task[None] | None = None
         self._warned: dict[str, float] = {}
         self._storing: dict[str, set[asyncio.Task[None]]] = {}
+        self._sending: dict[str, set[asyncio.Future[None]]] = {}
+        """Per partition, writes not yet handed to the store (a lookup waits for those)."""
         """Stores still running, by partition: a lookup in that partition waits for them."""
 
     @property
@@ -515,9 +517,11 @@ class Plugin:
         ctx.state[NAME] = request
         if ctx.cache_force_refresh:
             return None
-        storing = self._storing.get(request.partition)
-        if storing:  # read your own writes: this process's answers in this partition
-            await asyncio.wait(set(storing), timeout=5)
+        sending = self._sending.get(request.partition)
+        if sending:  # read your own writes: this process's answers in this partition
+            # Handed to the store is enough: it answers lookups from the writes it has
+            # received, before they are committed (which takes milliseconds more).
+            await asyncio.wait(set(sending), timeout=5)
         try:
             request.vector = await self._own_vector(text)
         except Exception as exc:
@@ -607,7 +611,13 @@ class Plugin:
         # The client is not kept waiting for the store: the entry is written in the
         # background (lookups in the same partition wait for it, so this process reads its
         # own writes; other processes see it once the store has it, milliseconds later).
-        task = asyncio.create_task(self._store(request, payload.decode(), metadata, ctx.trace_id))
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sending = self._sending.setdefault(request.partition, set())
+        sending.add(sent)
+        sent.add_done_callback(lambda done: self._sent(request.partition, done))
+        task = asyncio.create_task(
+            self._store(request, payload.decode(), metadata, ctx.trace_id, sent)
+        )
         tasks = self._storing.setdefault(request.partition, set())
         tasks.add(task)
         task.add_done_callback(lambda done: self._stored(request.partition, done))
@@ -618,6 +628,13 @@ class Plugin:
         if pending:
             await asyncio.wait(pending)
 
+    def _sent(self, partition: str, sent: asyncio.Future[None]) -> None:
+        waiting = self._sending.get(partition)
+        if waiting is not None:
+            waiting.discard(sent)
+            if not waiting:
+                del self._sending[partition]
+
     def _stored(self, partition: str, task: asyncio.Task[None]) -> None:
         tasks = self._storing.get(partition)
         if tasks is not None:
@@ -626,7 +643,26 @@ class Plugin:
                 del self._storing[partition]
 
     async def _store(
-        self, request: _Request, payload: str, metadata: dict[str, Any], trace_id: str
+        self,
+        request: _Request,
+        payload: str,
+        metadata: dict[str, Any],
+        trace_id: str,
+        sent: asyncio.Future[None],
+    ) -> None:
+        try:
+            await self._put(request, payload, metadata, trace_id, sent)
+        finally:
+            if not sent.done():
+                sent.set_result(None)
+
+    async def _put(
+        self,
+        request: _Request,
+        payload: str,
+        metadata: dict[str, Any],
+        trace_id: str,
+        sent: asyncio.Future[None],
     ) -> None:
         if request.vector is None and isinstance(self.embedder, GatewayEmbedder):
             try:
@@ -645,9 +681,11 @@ class Plugin:
         timeout = self.settings.store_timeout
         try:
             if self.service is not None:
-                await self.service.call("put", timeout, put=asdict(put))
+                await self.service.call("put", timeout, sent=sent, put=asdict(put))
             elif self.engine is not None:
-                await asyncio.wait_for(self.engine.put(put), timeout)
+                written = self.engine.put(put)  # from now on its lookups see it
+                sent.set_result(None)
+                await asyncio.wait_for(written, timeout)
         except Exception as exc:
             self._warn("semantic_cache_store_unavailable", exc, trace_id)
             return

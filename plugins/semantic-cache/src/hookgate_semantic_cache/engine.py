@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -134,6 +134,9 @@ class Engine:
         self._dimensions = dimensions
         self._lookups: list[_Job] = []
         self._puts: list[tuple[Put, asyncio.Future[None]]] = []
+        self._unwritten: dict[str, tuple[Put, float]] = {}
+        """Writes received and not yet in the store, with when they came: lookups see them
+        (a worker that asks again at once reads its own write without waiting for it)."""
         # Two pipelines: a slow write (an embedded Chroma commits to disk) never holds up
         # the lookups queued behind it.
         self._reading = _Drain(self._read)
@@ -202,6 +205,7 @@ class Engine:
 
     def put(self, put: Put) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._unwritten[put.entry_id] = (put, time.time())
         self._puts.append((put, future))
         self._writing.kick()
         return future
@@ -261,12 +265,14 @@ class Engine:
     async def _answer(self, jobs: list[_Job]) -> None:
         self.batches += 1
         self.batched += len(jobs)
+        unwritten = self._unwritten_entries(time.time()) if self._unwritten else []
         try:
             exact, fits = await self._in_thread(self.lookup_timeout, self._exact, jobs)
         except Exception as exc:
             self.store.reset()
             self._fail(jobs, "store", exc)
             return
+        exact.update({entry.id: entry for entry, _ in unwritten})
         pending: list[_Job] = []
         for job, fit in zip(jobs, fits, strict=True):
             entry = exact.get(job.lookup.entry_id)
@@ -289,7 +295,7 @@ class Engine:
             if job.lookup.vector is None:
                 job.lookup.vector = vectors[job.lookup.text]
         try:
-            await self._in_thread(self.lookup_timeout, self._select, pending)
+            await self._in_thread(self.lookup_timeout, self._select, pending, unwritten)
         except Exception as exc:
             self.store.reset()
             self._fail(pending, "store", exc)
@@ -314,7 +320,9 @@ class Engine:
         ]
         return exact, comparable
 
-    def _select(self, jobs: list[_Job]) -> None:
+    def _select(
+        self, jobs: list[_Job], unwritten: list[tuple[Candidate, list[float] | None]]
+    ) -> None:
         """In a Chroma thread: the nearest entries of every job, the decision on all their
         candidates at once, the payloads of those that answer."""
         store = self.store
@@ -323,6 +331,8 @@ class Engine:
             for j in jobs
         ]
         results = store.query_many(queries, self.candidates)
+        if unwritten:
+            results = self._with_unwritten(jobs, results, unwritten)
         pairs: list[tuple[_Job, Candidate]] = []
         for job, (best, candidates) in zip(jobs, results, strict=True):
             job.found.best = best
@@ -338,7 +348,11 @@ class Engine:
                 accepted.setdefault(id(job), []).append((candidate, reason))
         if not accepted:
             return
-        payloads = store.get_many([found[0][0].id for found in accepted.values()])
+        pending = {entry.id: entry for entry, _ in unwritten}
+        payloads = store.get_many(
+            [found[0][0].id for found in accepted.values() if found[0][0].id not in pending]
+        )
+        payloads.update(pending)
         for job in jobs:
             for candidate, reason in accepted.get(id(job), ()):
                 stored = payloads.get(candidate.id) or store.get(candidate.id)
@@ -349,6 +363,44 @@ class Engine:
                     candidate.metadata, reason=reason,
                 )  # fmt: skip
                 break
+
+    def _with_unwritten(
+        self,
+        jobs: list[_Job],
+        results: list[tuple[float | None, list[Candidate]]],
+        unwritten: list[tuple[Candidate, list[float] | None]],
+    ) -> list[tuple[float | None, list[Candidate]]]:
+        """The store's answers with the writes it has not committed yet, compared the same
+        way (cosine of unit vectors, the store's floor, the partition and the entry's age)."""
+        import numpy as np
+
+        from .store import _live
+
+        comparable = [(entry, vector) for entry, vector in unwritten if vector is not None]
+        if not comparable:
+            return results
+        matrix = np.asarray([vector for _, vector in comparable], dtype=np.float32)
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        merged = []
+        for job, (best, candidates) in zip(jobs, results, strict=True):
+            lookup = job.lookup
+            query = np.asarray(lookup.vector, dtype=np.float32)
+            similarities = matrix @ (query / max(float(np.linalg.norm(query)), 1e-12))
+            seen = {c.id for c in candidates}
+            extra = []
+            for (entry, _), similarity in zip(comparable, similarities, strict=True):
+                similarity = float(similarity)
+                best = similarity if best is None else max(best, similarity)
+                found = Candidate(entry.id, similarity, entry.metadata)
+                if (
+                    entry.id not in seen
+                    and similarity >= self.store.floor
+                    and _live(found, lookup.partition, lookup.now - lookup.max_age, lookup.now)
+                ):
+                    extra.append(found)
+            ordered = sorted(candidates + extra, key=lambda c: c.similarity, reverse=True)
+            merged.append((best, ordered[: self.candidates]))
+        return merged
 
     def _decide(self, pairs: list[tuple[_Job, Candidate]]) -> list[tuple[bool, str]]:
         """Whether each candidate (above the store's floor) answers its job's question, and
@@ -393,14 +445,35 @@ class Engine:
         try:
             await self._write_batch(puts)
         except Exception as exc:
+            self._written(p for p, _ in futures)
             self.store.reset()
             for _, future in futures:
                 if not future.done():
                     future.set_exception(exc)
             return
+        self._written(p for p, _ in futures)
         for _, future in futures:
             if not future.done():
                 future.set_result(None)
+
+    def _written(self, puts: Iterable[Put]) -> None:
+        for put in puts:
+            if self._unwritten.get(put.entry_id, (None,))[0] is put:
+                del self._unwritten[put.entry_id]
+
+    def _unwritten_entries(self, now: float) -> list[tuple[Candidate, list[float] | None]]:
+        """The writes not yet in the store, as the store would hold them (with vectors)."""
+        entries = []
+        for put, created in self._unwritten.values():
+            vector = put.vector if put.vector is not None else self._vectors.get(put.text)
+            metadata = {
+                **put.metadata,
+                "semantic": put.embeddable and vector is not None,
+                "created": created,
+                "expires": created + put.max_age,
+            }
+            entries.append((Candidate(put.entry_id, 1.0, metadata, put.payload), vector))
+        return entries
 
     async def _write_batch(self, puts: list[Put]) -> None:
         if not puts:

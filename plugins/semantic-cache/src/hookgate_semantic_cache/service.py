@@ -92,7 +92,11 @@ class ServiceClient:
         self._connecting: asyncio.Lock | None = None
         self._failed_at = 0.0
 
-    async def call(self, op: str, timeout: float, **fields: Any) -> Any:
+    async def call(
+        self, op: str, timeout: float, sent: asyncio.Future[None] | None = None, **fields: Any
+    ) -> Any:
+        """Send ``op`` and wait for its answer; ``sent`` is set once it is on its way (the
+        service handles one connection's messages in the order they were sent)."""
         writer = await self._connection()
         self._next += 1
         ident = self._next
@@ -100,6 +104,8 @@ class ServiceClient:
         self._waiting[ident] = future
         try:
             writer.write(_frame({"id": ident, "op": op, **fields}))
+            if sent is not None and not sent.done():
+                sent.set_result(None)
             return await asyncio.wait_for(future, timeout)
         finally:
             self._waiting.pop(ident, None)
