@@ -66,3 +66,27 @@ def test_redirects_are_never_followed(server, redirector, thief, provider, strea
     assert str(thief.port) not in response.text  # where it pointed is not echoed
     assert len(redirector.connections) == 1
     assert thief.connections == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/moderations", {"input": "hello"}),  # JSON in, JSON out
+        ("GET", "/v1/files", None),  # no body
+        ("POST", "/v1/audio/speech", {"model": "tts-1", "input": "hi", "voice": "alloy"}),  # bytes
+    ],
+)
+def test_redirects_are_never_followed_on_the_other_endpoints(
+    server, redirector, thief, method, path, body
+):
+    response = httpx.request(
+        method,
+        f"{server.url}{path}",
+        json=body,
+        headers={"x-portkey-provider": "openai"},
+        timeout=10,
+    )
+    assert response.status_code == 502, response.text
+    assert response.json()["error"]["code"] == "upstream_redirect"
+    assert len(redirector.connections) == 1
+    assert thief.connections == []

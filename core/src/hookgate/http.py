@@ -157,6 +157,54 @@ class UpstreamClient:
             raise RuntimeError(f"{self.provider}: the upstream client is not started")
         return self._session
 
+    async def _open(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Any,
+        sent: Mapping[str, str],
+        headers: Mapping[str, str],
+    ) -> aiohttp.ClientResponse:
+        """Send a request and return the answer once it is a success, its body unread.
+
+        Every request to an upstream goes through here: redirects are never followed (the
+        key would go where the upstream points), a 3xx is a 502 saying so, a 4xx/5xx is
+        mapped from the upstream's error body, and failures to connect or to answer in time
+        raise hookgate's errors. ``headers`` are the provider's (to hide its key in errors),
+        ``sent`` what goes on the wire."""
+        try:
+            resp = await self.session.request(
+                method, url, data=data, headers=sent, allow_redirects=False
+            )
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(
+                "the upstream did not answer in time", provider=self.provider
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise self._connection_error(exc) from exc
+        if resp.status >= 300:
+            raw = await self._read(resp)
+            if resp.status >= 400:
+                raise self._status_error(resp.status, raw, resp.headers, headers)
+            raise self._redirect_error(resp.status)
+        return resp
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The whole body; the connection goes back to the pool, or is dropped if cut."""
+        try:
+            return await resp.read()
+        except TimeoutError as exc:
+            resp.close()
+            raise UpstreamTimeoutError(
+                "the upstream did not answer in time", provider=self.provider
+            ) from exc
+        except aiohttp.ClientError as exc:
+            resp.close()
+            raise self._connection_error(exc) from exc
+        finally:
+            resp.release()
+
     async def request_json(
         self,
         method: str,
@@ -167,35 +215,17 @@ class UpstreamClient:
     ) -> Response:
         """Send ``body`` as JSON; return the upstream's JSON answer or raise."""
         data = None if body is None else orjson.dumps(body)
-        try:
-            async with self.session.request(
-                method,
-                url,
-                data=data,
-                headers={**_JSON_HEADERS, **headers},
-                allow_redirects=False,
-            ) as resp:
-                raw = await resp.read()
-                status = resp.status
-                resp_headers = resp.headers
-        except TimeoutError as exc:
-            raise UpstreamTimeoutError(
-                "the upstream did not answer in time", provider=self.provider
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise self._connection_error(exc) from exc
-        if status >= 400:
-            raise self._status_error(status, raw, resp_headers, headers)
-        if status >= 300:
-            raise self._redirect_error(status)
+        sent = {**_JSON_HEADERS, **headers}
+        resp = await self._open(method, url, data=data, sent=sent, headers=headers)
+        raw = await self._read(resp)
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise UpstreamProtocolError(
-                f"the upstream answered {status} with a body that is not valid JSON",
+                f"the upstream answered {resp.status} with a body that is not valid JSON",
                 provider=self.provider,
             ) from exc
-        response = Response(raw, status, passthrough_headers(resp_headers))
+        response = Response(raw, resp.status, passthrough_headers(resp.headers))
         response._parsed = parsed
         return response
 
@@ -257,19 +287,9 @@ class UpstreamClient:
         sent = dict(headers) if form is not None else {**_JSON_HEADERS, **headers}
         if body is None and form is None:
             sent.pop("content-type", None)
-        try:
-            async with self.session.request(method, url, data=data, headers=sent) as resp:
-                raw = await resp.read()
-                status = resp.status
-                resp_headers = resp.headers
-        except TimeoutError as exc:
-            raise UpstreamTimeoutError(
-                "the upstream did not answer in time", provider=self.provider
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise self._connection_error(exc) from exc
-        if status >= 400:
-            raise self._status_error(status, raw, resp_headers, headers)
+        resp = await self._open(method, url, data=data, sent=sent, headers=headers)
+        raw = await self._read(resp)
+        status, resp_headers = resp.status, resp.headers
         media_type = resp_headers.get("content-type", "application/json")
         response = Response(raw, status, passthrough_headers(resp_headers), media_type=media_type)
         if "json" in media_type.lower():
@@ -286,25 +306,8 @@ class UpstreamClient:
         self, method: str, url: str, *, headers: Mapping[str, str], body: Any
     ) -> StreamResponse:
         """Send JSON ``body`` and relay the answer's bytes as they arrive (speech audio)."""
-        try:
-            resp = await self.session.request(
-                method, url, data=orjson.dumps(body), headers={**_JSON_HEADERS, **headers}
-            )
-        except TimeoutError as exc:
-            raise UpstreamTimeoutError(
-                "the upstream did not answer in time", provider=self.provider
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise self._connection_error(exc) from exc
-        if resp.status >= 400:
-            try:
-                raw = await resp.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                resp.close()
-                raise self._connection_error(exc) from exc
-            finally:
-                resp.release()
-            raise self._status_error(resp.status, raw, resp.headers, headers)
+        sent = {**_JSON_HEADERS, **headers}
+        resp = await self._open(method, url, data=orjson.dumps(body), sent=sent, headers=headers)
         return StreamResponse(
             events=self._chunks(resp),
             status=resp.status,
@@ -344,31 +347,8 @@ class UpstreamClient:
         ``done_marker``: the stream ends with ``data: [DONE]`` (OpenAI); an end of the
         connection before it means the stream was cut.
         """
-        try:
-            resp = await self.session.post(
-                url,
-                data=orjson.dumps(body),
-                headers={**_SSE_HEADERS, **headers},
-                allow_redirects=False,
-            )
-        except TimeoutError as exc:
-            raise UpstreamTimeoutError(
-                "the upstream did not answer in time", provider=self.provider
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise self._connection_error(exc) from exc
-        if resp.status >= 400:
-            try:
-                raw = await resp.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                resp.close()
-                raise self._connection_error(exc) from exc
-            finally:
-                resp.release()
-            raise self._status_error(resp.status, raw, resp.headers, headers)
-        if resp.status >= 300:
-            resp.close()
-            raise self._redirect_error(resp.status)
+        sent = {**_SSE_HEADERS, **headers}
+        resp = await self._open("POST", url, data=orjson.dumps(body), sent=sent, headers=headers)
         return StreamResponse(
             events=self._events(resp, done_marker),
             status=resp.status,
