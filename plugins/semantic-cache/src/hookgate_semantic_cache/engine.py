@@ -134,7 +134,7 @@ class Engine:
         self._dimensions = dimensions
         self._lookups: list[_Job] = []
         self._puts: list[tuple[Put, asyncio.Future[None]]] = []
-        self._unwritten: dict[str, tuple[Put, float]] = {}
+        self._unwritten: dict[str, tuple[Put, float, asyncio.Future[None]]] = {}
         """Writes received and not yet in the store, with when they came: lookups see them
         (a worker that asks again at once reads its own write without waiting for it)."""
         # Two pipelines: a slow write (an embedded Chroma commits to disk) never holds up
@@ -205,7 +205,7 @@ class Engine:
 
     def put(self, put: Put) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._unwritten[put.entry_id] = (put, time.time())
+        self._unwritten[put.entry_id] = (put, time.time(), future)
         self._puts.append((put, future))
         self._writing.kick()
         return future
@@ -265,6 +265,8 @@ class Engine:
     async def _answer(self, jobs: list[_Job]) -> None:
         self.batches += 1
         self.batched += len(jobs)
+        if self._unwritten:
+            await self._until_embedded(jobs)
         unwritten = self._unwritten_entries(time.time()) if self._unwritten else []
         try:
             exact, fits = await self._in_thread(self.lookup_timeout, self._exact, jobs)
@@ -461,10 +463,26 @@ class Engine:
             if self._unwritten.get(put.entry_id, (None,))[0] is put:
                 del self._unwritten[put.entry_id]
 
+    async def _until_embedded(self, jobs: list[_Job]) -> None:
+        """Wait for the writes in the jobs' partitions whose vector is not known yet (the
+        store's pipeline embeds them): without one a write cannot be compared by meaning."""
+        partitions = {job.lookup.partition for job in jobs}
+        waiting = [
+            future
+            for put, _, future in self._unwritten.values()
+            if put.embeddable
+            and put.vector is None
+            and put.text not in self._vectors
+            and put.metadata.get("partition") in partitions
+            and not future.done()
+        ]
+        if waiting:
+            await asyncio.wait(waiting, timeout=self.store_timeout)
+
     def _unwritten_entries(self, now: float) -> list[tuple[Candidate, list[float] | None]]:
         """The writes not yet in the store, as the store would hold them (with vectors)."""
         entries = []
-        for put, created in self._unwritten.values():
+        for put, created, _ in self._unwritten.values():
             vector = put.vector if put.vector is not None else self._vectors.get(put.text)
             metadata = {
                 **put.metadata,
